@@ -1,0 +1,65 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { ArchiveError, CancelledError, FileError } from '../errors';
+import { LegacyDecoder } from './legacy';
+import { MAGIC_PREFIX, NativeDecoder } from './native';
+import type { ArchiveDecoder, ArchiveFormat, ArchiveItem } from './types';
+
+const READ_CHUNK = 1024 * 1024;
+
+/** Tells the two formats apart by the first bytes: ours starts with '#', never base64. */
+export async function detectFormat(path: string): Promise<ArchiveFormat> {
+  const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new FileError(`cannot open archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
+  });
+  try {
+    const head = Buffer.alloc(MAGIC_PREFIX.length);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    if (bytesRead === 0) {
+      throw new ArchiveError(
+        `the archive ${path} is empty (0 bytes)`,
+        'an empty input usually means the backup or the download failed; use an archive that holds data',
+      );
+    }
+    return head.subarray(0, bytesRead).toString('latin1') === MAGIC_PREFIX.slice(0, bytesRead) ? 'etcd-shield' : 'legacy';
+  } finally {
+    await fh.close();
+  }
+}
+
+export function decoderFor(format: ArchiveFormat): ArchiveDecoder {
+  return format === 'etcd-shield' ? new NativeDecoder() : new LegacyDecoder();
+}
+
+/**
+ * Streams an archive file through its decoder, handing items over a chunk's
+ * worth at a time. The visitor may be async; reading waits for it.
+ */
+export async function scanArchive(
+  path: string,
+  visit: (items: ArchiveItem[]) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<{ format: ArchiveFormat; bytes: number }> {
+  const format = await detectFormat(path);
+  const decoder = decoderFor(format);
+  let bytes = 0;
+  const stream = createReadStream(path, { highWaterMark: READ_CHUNK });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (signal?.aborted) throw new CancelledError('stopped by a signal while reading the archive');
+      bytes += chunk.length;
+      const items = decoder.push(chunk);
+      if (items.length) await visit(items);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code && !(err instanceof ArchiveError)) {
+      throw new FileError(`cannot read archive ${path}: ${(err as Error).message}`);
+    }
+    throw err;
+  } finally {
+    stream.destroy();
+  }
+  const last = decoder.end();
+  if (last.length) await visit(last);
+  return { format, bytes };
+}

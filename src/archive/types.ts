@@ -1,0 +1,50 @@
+/** One key as the archive holds it. int64s stay decimal strings, as etcd3 gives them. */
+export interface KeyRecord {
+  key: Buffer;
+  value: Buffer;
+  createRevision: string;
+  modRevision: string;
+  version: string;
+  /** "0" when the key has no lease. */
+  lease: string;
+}
+
+export interface LeaseRecord {
+  id: string;
+  /** TTL the lease was granted with, in seconds. */
+  grantedTtl: string;
+  /** Seconds it had left when the backup read it; -1 if it had already expired. */
+  remainingTtl: string;
+}
+
+export interface ArchiveHeader {
+  format: number;
+  tool: string;
+  revision: string;
+  prefix: string;
+  clusterId: string;
+  memberId: string;
+  createdAt: string;
+}
+
+export interface ArchiveTrailer {
+  records: number;
+  leases: number;
+  sha256: string;
+}
+
+export type ArchiveFormat = 'etcd-shield' | 'legacy';
+
+/** What a decoder hands back, in archive order. */
+export type ArchiveItem =
+  | { kind: 'header'; header: ArchiveHeader }
+  | { kind: 'record'; record: KeyRecord }
+  | { kind: 'lease'; lease: LeaseRecord }
+  | { kind: 'trailer'; trailer: ArchiveTrailer };
+
+/** Push parser: bytes in, items out; throws ArchiveError naming where. */
+export interface ArchiveDecoder {
+  push(chunk: Buffer): ArchiveItem[];
+  /** The input is over; throws if it ended in the wrong place. */
+  end(): ArchiveItem[];
+}

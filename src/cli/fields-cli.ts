@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { FIELDS } from '../config/fields';
+import { BadEndpointJsonError, FileError, UsageError } from '../errors';
+
+/** The -e JSON is small; anything this large is a mistake, not a configuration. */
+const MAX_ENDPOINT_JSON = 1024 * 1024;
+
+function attr(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Adds -e/--endpoint and one flag (plus hidden aliases) per schema field. */
+export function addFieldOptions(cmd: Command): Command {
+  cmd.addOption(
+    new Option('-e, --endpoint <json>', 'the whole configuration as one JSON object (how SHIELD calls a plugin); field flags are then not allowed'),
+  );
+  for (const f of FIELDS) {
+    const [main, ...aliases] = f.cli.flags;
+    const value = f.cli.value ? ` <${f.cli.value}>` : '';
+    const help = (f.cli.help ?? f.help).replace(/\.$/, '');
+    const opt = new Option(`--${main}${value}`, help);
+    if (f.cli.env) opt.env(f.cli.env);
+    cmd.addOption(opt);
+    for (const alias of aliases) cmd.addOption(new Option(`--${alias}${value}`).hideHelp());
+  }
+  return cmd;
+}
+
+function readPem(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FileError(`cannot read --${flag} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give the path of a readable PEM file');
+  }
+}
+
+export function parseEndpointJson(text: string): Record<string, unknown> {
+  if (Buffer.byteLength(text) > MAX_ENDPOINT_JSON) {
+    throw new BadEndpointJsonError(`the --endpoint JSON is ${Buffer.byteLength(text)} bytes; a configuration is far smaller`, 'pass only the plugin fields');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new BadEndpointJsonError(`the --endpoint value is not valid JSON: ${(err as Error).message}`, 'pass one JSON object, e.g. -e \'{"url":"http://127.0.0.1:2379"}\'');
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadEndpointJsonError('the --endpoint JSON must be an object of fields', 'pass one JSON object, e.g. -e \'{"url":"http://127.0.0.1:2379"}\'');
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The raw field values of this run: the -e JSON as SHIELD sends it, or else
+ * flags and etcdctl environment variables, with file paths read and
+ * --user name:password split as etcdctl does.
+ */
+export function rawFields(cmd: Command): { raw: Record<string, unknown>; face: 'shield' | 'cli' } {
+  const opts = cmd.opts<Record<string, unknown>>();
+  const fromCli = (f: (typeof FIELDS)[number]) =>
+    f.cli.flags.map(attr).find((a) => opts[a] !== undefined && cmd.getOptionValueSource(a) === 'cli');
+
+  if (typeof opts.endpoint === 'string') {
+    const clash = FIELDS.find(fromCli);
+    if (clash) {
+      throw new UsageError(
+        `--${clash.cli.flags[0]} cannot be combined with -e/--endpoint`,
+        'give every field inside the -e JSON, or drop -e and use flags',
+      );
+    }
+    return { raw: parseEndpointJson(opts.endpoint), face: 'shield' };
+  }
+
+  const raw: Record<string, unknown> = {};
+  for (const f of FIELDS) {
+    const a = f.cli.flags.map(attr).find((name) => opts[name] !== undefined);
+    if (a === undefined) continue;
+    const v = opts[a];
+    raw[f.name] = f.cli.file && typeof v === 'string' ? readPem(v, f.cli.flags[0]!) : v;
+  }
+  // etcdctl accepts --user name:password; a separate --password wins.
+  if (typeof raw.username === 'string' && raw.username.includes(':') && raw.password === undefined) {
+    const at = raw.username.indexOf(':');
+    raw.password = raw.username.slice(at + 1);
+    raw.username = raw.username.slice(0, at);
+  }
+  if (raw.auth === undefined) {
+    const user = raw.username !== undefined;
+    const cert = raw.client_cert !== undefined || raw.client_key !== undefined;
+    if (user || cert) raw.auth = user && cert ? 'both' : user ? 'rbac' : 'cert';
+  }
+  return { raw, face: 'cli' };
+}

@@ -1,0 +1,143 @@
+import { Command, CommanderError, Option } from 'commander';
+import { runBackup } from '../commands/backup';
+import { configFrom, positiveInt, RunContext, stderrContext } from '../commands/context';
+import { runRestore } from '../commands/restore';
+import { runValidate } from '../commands/validate';
+import { runVerify } from '../commands/verify';
+import { ExitCode, ShieldError, UnsupportedActionError } from '../errors';
+import { pluginInfo } from '../shield/info';
+import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
+import { addFieldOptions } from './fields-cli';
+import { abortOnSignals } from './signals';
+
+const EXAMPLES = `
+Examples:
+  etcd-shield backup --endpoints http://127.0.0.1:2379 --out etcd.archive
+  etcd-shield restore --endpoints http://127.0.0.1:2379 --in etcd.archive --overwrite --dry-run
+  etcd-shield verify --in etcd.archive
+  etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
+
+Under SHIELD (install this executable as "etcd" in the plugin path):
+  etcd info | validate -e JSON | backup -e JSON > archive | restore -e JSON < archive
+
+Exit codes: 0 ok, 1 usage, 2 unsupported action, 4 failure, 10 bad -e JSON,
+12 required field missing, 13 field of the wrong type.`;
+
+function isDebug(): boolean {
+  return process.argv.includes('-D') || process.argv.includes('--debug') || /^(1|y|yes|t|true|on)$/i.test(process.env.DEBUG ?? '');
+}
+
+export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Promise<void>): Command {
+  const program = new Command(TOOL_NAME)
+    .description('Consistent, streaming backup and restore of etcd v3: a SHIELD target plugin and a command-line tool.')
+    .version(`${TOOL_NAME} v${TOOL_VERSION} - ${TOOL_AUTHOR}`, '-v, --version', 'print the version')
+    .option('-D, --debug', 'print debug details and stack traces on stderr (also DEBUG=true)')
+    .helpOption('-h, --help', 'show help')
+    .addHelpText('after', EXAMPLES)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s) });
+
+  program
+    .command('info')
+    .description('print the SHIELD plugin metadata (name, version, fields) as JSON')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(pluginInfo(), null, 2)}\n`);
+    });
+
+  addFieldOptions(
+    program
+      .command('validate')
+      .description('check every field, then connect: endpoints, members, credentials, permissions on the prefix')
+      .option('--offline', 'check the fields only; do not connect'),
+  ).action(async (opts: { offline?: boolean }, cmd: Command) => run((ctx) => runValidate(cmd, ctx, Boolean(opts.offline))));
+
+  addFieldOptions(
+    program
+      .command('backup')
+      .description('write a consistent archive of the keys under the prefix (stdout, or --out FILE)')
+      .option('-o, --out <file>', 'write the archive to this file instead of standard output')
+      .addOption(
+        new Option('--format <format>', 'archive format: etcd-shield (checksummed, with leases), or legacy (the original Go plugin\'s)')
+          .choices(['etcd-shield', 'legacy'])
+          .default('etcd-shield'),
+      )
+      .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
+  ).action(async (opts: { out?: string; format: 'etcd-shield' | 'legacy'; pageBytes?: number }, cmd: Command) =>
+    run((ctx) => runBackup(configFrom(cmd, ctx), opts, ctx)),
+  );
+
+  addFieldOptions(
+    program
+      .command('restore')
+      .description('verify an archive completely, then write it to etcd (stdin, or --in FILE); either format')
+      .option('-i, --in <file>', 'read the archive from this file instead of standard input')
+      .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
+      .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(8))
+      .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(128))
+      .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(1024 * 1024)),
+  ).action(
+    async (opts: { in?: string; dryRun?: boolean; concurrency: number; batchOps: number; batchBytes: number }, cmd: Command) =>
+      run((ctx) =>
+        runRestore(
+          configFrom(cmd, ctx),
+          { in: opts.in, dryRun: opts.dryRun, limits: { concurrency: opts.concurrency, maxOps: opts.batchOps, maxBytes: opts.batchBytes } },
+          ctx,
+        ),
+      ),
+  );
+
+  program
+    .command('verify')
+    .description('check an archive end to end (structure, count, checksum) without touching etcd')
+    .option('-i, --in <file>', 'read the archive from this file instead of standard input')
+    .option('--json', 'print the summary as JSON')
+    .action(async (opts: { in?: string; json?: boolean }) => run((ctx) => runVerify(opts, ctx)));
+
+  for (const verb of ['store', 'retrieve', 'purge']) {
+    program
+      .command(verb, { hidden: true })
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(() => {
+        throw new UnsupportedActionError(`"${verb}" is a store-plugin action; etcd-shield is a target plugin`, 'use info, validate, backup or restore');
+      });
+  }
+  return program;
+}
+
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof ShieldError) {
+    process.stderr.write(`${TOOL_NAME}: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`  what to do: ${err.hint}\n`);
+    if (debug) process.stderr.write(`${err.stack}\n${err.cause instanceof Error ? `caused by: ${err.cause.stack}\n` : ''}`);
+    return err.exitCode;
+  }
+  process.stderr.write(`${TOOL_NAME}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(debug ? `${err instanceof Error ? err.stack : ''}\n` : '  run again with --debug for details, and report it as a bug\n');
+  return ExitCode.failure;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = isDebug();
+  let signal: AbortSignal | undefined;
+  const run = async (fn: (ctx: RunContext) => Promise<void>) => {
+    signal = abortOnSignals((name) => process.stderr.write(`\n${TOOL_NAME}: ${name} received, stopping safely (again to quit at once)\n`));
+    await fn(stderrContext(debug, signal));
+  };
+  const program = buildProgram(run);
+  if (argv.length <= 2) {
+    program.outputHelp();
+    return ExitCode.usage;
+  }
+  try {
+    await program.parseAsync(argv);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    return report(err, debug);
+  }
+}

@@ -1,0 +1,35 @@
+import { SingleBar } from 'cli-progress';
+
+/** A progress bar on stderr when it is a terminal; silent under SHIELD or in a pipe. */
+export class Progress {
+  private bar: SingleBar | undefined;
+  private label = '';
+
+  constructor(private readonly enabled = Boolean(process.stderr.isTTY)) {}
+
+  phase(label: string): void {
+    this.stop();
+    this.label = label;
+  }
+
+  update(done: number, total: number): void {
+    if (!this.enabled) return;
+    if (!this.bar) {
+      this.bar = new SingleBar({
+        stream: process.stderr,
+        format: `${this.label || 'working'} [{bar}] {percentage}% {value}/{total} keys, {eta_formatted} left`,
+        hideCursor: true,
+        clearOnComplete: true,
+        barsize: 30,
+      });
+      this.bar.start(Math.max(total, done), done);
+    }
+    this.bar.setTotal(Math.max(total, done));
+    this.bar.update(done);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}

@@ -1,0 +1,156 @@
+import { stat } from 'node:fs/promises';
+import { scanArchive } from '../archive/read';
+import { ArchiveSummary, hasPrefix, verifyArchive } from '../archive/verify';
+import { ArchiveError, CancelledError, ConfigError, ShieldError } from '../errors';
+import type { Connection } from '../etcd/connect';
+import { explainEtcdError } from '../etcd/explain';
+import { prefixRange, readPages } from '../etcd/pages';
+import { mapLimit } from '../util/concurrency';
+import { planRestore, RestorePlan } from './plan';
+import { BatchLimits, BatchWriter, DEFAULT_LIMITS, WriterStats } from './writer';
+
+export interface RestoreOptions {
+  /** Restore only keys starting with this; also the scope of overwrite. */
+  prefix: string;
+  overwrite: boolean;
+  dryRun?: boolean;
+  limits?: Partial<BatchLimits>;
+  signal?: AbortSignal;
+  onPhase?: (phase: string) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface RestoreSummary {
+  archive: ArchiveSummary;
+  /** Keys under this prefix are the ones restore may change. */
+  scope: string;
+  written: number;
+  deleted: number;
+  leasesGranted: number;
+  writer?: WriterStats;
+  plan?: RestorePlan;
+}
+
+/** Partial progress, attached to a failure so the operator knows what changed. */
+export class RestoreInterrupted extends Error {
+  constructor(
+    readonly error: ShieldError,
+    readonly written: number,
+    readonly deleted: number,
+  ) {
+    super(error.message);
+  }
+}
+
+const LEASE_GRANT_CONCURRENCY = 16;
+
+/**
+ * The scope restore works in: the more specific of the restore prefix and the
+ * prefix the archive was taken with. Disjoint prefixes would restore nothing
+ * and, with overwrite, delete keys the archive never covered, so they fail.
+ */
+export function restoreScope(restorePrefix: string, archivePrefix: string): string {
+  if (restorePrefix.startsWith(archivePrefix)) return restorePrefix;
+  if (archivePrefix.startsWith(restorePrefix)) return archivePrefix;
+  throw new ConfigError(
+    `the archive holds only keys under ${JSON.stringify(archivePrefix)}, so restoring with prefix ${JSON.stringify(restorePrefix)} would restore nothing`,
+    `use prefix ${JSON.stringify(archivePrefix)} (or a longer one), or leave prefix empty`,
+  );
+}
+
+/**
+ * Restore in three steps, each only after the one before succeeded:
+ *  1. verify the whole archive (nothing is written from a bad one);
+ *  2. grant leases and write every key in scope, in batched transactions;
+ *  3. with overwrite, delete keys in scope that step 2 did not write.
+ * Step 3 comes last so that a failure never leaves keys deleted but not restored.
+ */
+export async function restore(conn: Connection, path: string, opts: RestoreOptions): Promise<RestoreSummary> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  opts.onPhase?.('verifying the archive');
+  const before = await stat(path);
+  const archive = await verifyArchive(path, opts.prefix, opts.signal);
+  const scope = restoreScope(opts.prefix, archive.header?.prefix ?? '');
+  const result: RestoreSummary = { archive, scope, written: 0, deleted: 0, leasesGranted: 0 };
+
+  if (opts.dryRun) {
+    opts.onPhase?.('comparing the archive with the cluster');
+    result.plan = await planRestore(conn, path, scope, opts.overwrite, opts.signal);
+    return result;
+  }
+
+  const ctx = (action: string) => ({ config: conn.config, action, prefix: scope });
+  // Keys that step 2 writes get a newer mod_revision than this; step 3 deletes the older ones.
+  const startRevision = opts.overwrite ? await currentRevision(conn, scope) : '0';
+
+  opts.onPhase?.('granting leases');
+  const leases = archive.leases.filter((l) => archive.usedLeases.has(l.id));
+  await mapLimit(leases, LEASE_GRANT_CONCURRENCY, opts.signal, async (l) => {
+    // An expired lease still gets a moment, so its keys come back as they were: ephemeral.
+    const ttl = Math.max(1, Number(l.remainingTtl));
+    try {
+      await conn.client.leaseClient.leaseGrant({ ID: l.id, TTL: ttl });
+    } catch (err) {
+      // A re-run finds the lease from the first run: reuse it.
+      if (!/lease already exists/.test(String((err as Error)?.message))) throw explainEtcdError(err, ctx(`grant lease ${l.id} for`));
+    }
+  });
+  result.leasesGranted = leases.length;
+
+  const writer = new BatchWriter(conn, limits, 'write', scope, opts.signal);
+  result.writer = writer.stats;
+  const scopeKey = Buffer.from(scope);
+  const fail = async (err: unknown): Promise<never> => {
+    await writer.settle();
+    const cause = err instanceof ShieldError ? err : explainEtcdError(err, ctx('write'));
+    throw new RestoreInterrupted(cause, writer.stats.puts, writer.stats.deletes);
+  };
+
+  try {
+    opts.onPhase?.('writing keys');
+    // Re-checks the checksum while writing, so a file changed since step 1 stops before step 3.
+    await scanArchive(
+      path,
+      async (items) => {
+        for (const item of items) {
+          if (item.kind !== 'record' || !hasPrefix(item.record.key, scopeKey)) continue;
+          const r = item.record;
+          await writer.put(r.key, r.value, r.lease);
+        }
+        opts.onProgress?.(writer.stats.puts, archive.inScope);
+      },
+      opts.signal,
+    );
+    await writer.flush();
+    const after = await stat(path);
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+      throw new ArchiveError(`the archive ${path} changed while it was being restored`, 'restore again from a file nobody writes to');
+    }
+    result.written = writer.stats.puts;
+
+    if (opts.overwrite) {
+      opts.onPhase?.('removing keys the archive does not hold');
+      for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
+        for (const kv of page.kvs) {
+          if (BigInt(kv.mod_revision) <= BigInt(startRevision)) await writer.delete(kv.key);
+        }
+      }
+      await writer.flush();
+      result.deleted = writer.stats.deletes;
+    }
+  } catch (err) {
+    if (err instanceof RestoreInterrupted) throw err;
+    return fail(err);
+  }
+  if (opts.signal?.aborted) return fail(new CancelledError('stopped by a signal'));
+  return result;
+}
+
+async function currentRevision(conn: Connection, scope: string): Promise<string> {
+  try {
+    const r = await conn.client.kv.range({ ...prefixRange(scope), count_only: true });
+    return r.header.revision;
+  } catch (err) {
+    throw explainEtcdError(err, { config: conn.config, action: 'read', prefix: scope });
+  }
+}
