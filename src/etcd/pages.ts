@@ -25,9 +25,11 @@ export interface Page {
   bytes: number;
 }
 
-export const DEFAULT_PAGE_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const FIRST_LIMIT = 16;
 const MAX_LIMIT = 10_000;
+/** Pages whose largest key-value sizes the next page is planned from. */
+const SIZE_WINDOW = 4;
 
 /** The range that holds exactly the keys starting with prefix. */
 export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } {
@@ -43,10 +45,15 @@ export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } 
   return { key, range_end: Buffer.from([0]) }; // all 0xff: to the end of the keyspace
 }
 
-export function pageBytesOf(kvs: readonly IKeyValue[]): number {
-  let n = 0;
-  for (const kv of kvs) n += kv.key.length + (kv.value?.length ?? 0);
-  return n;
+export function pageBytesOf(kvs: readonly IKeyValue[]): { bytes: number; largest: number } {
+  let bytes = 0;
+  let largest = 0;
+  for (const kv of kvs) {
+    const n = kv.key.length + (kv.value?.length ?? 0);
+    bytes += n;
+    if (n > largest) largest = n;
+  }
+  return { bytes, largest };
 }
 
 /**
@@ -65,17 +72,23 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
       });
 
   let limit = FIRST_LIMIT;
+  const recentLargest: number[] = [];
   let response = await fetch(start, limit, opts.revision);
   const revision = opts.revision ?? response.header.revision;
   const total = Number(response.count);
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
     const kvs = response.kvs;
-    const bytes = pageBytesOf(kvs);
+    const { bytes, largest } = pageBytesOf(kvs);
     let next: Promise<IRangeResponse> | undefined;
     if (response.more && kvs.length > 0) {
-      // Aim the next page at the budget, from what this page weighed.
-      const perKey = Math.max(1, bytes / kvs.length);
+      // etcd has no byte limit on a range, only a key count. Plan the next
+      // page as if every key were as large as the largest seen lately, and
+      // grow at most 4x a page, so a run of big values after small ones
+      // cannot turn into a huge response.
+      recentLargest.push(largest);
+      if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
+      const perKey = Math.max(1, ...recentLargest);
       limit = Math.max(1, Math.min(MAX_LIMIT, limit * 4, Math.floor(budget / perKey)));
       const after = Buffer.concat([kvs[kvs.length - 1]!.key, Buffer.from([0])]);
       next = fetch(after, limit, revision);
