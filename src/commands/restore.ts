@@ -69,12 +69,12 @@ async function ensureReadable(path: string): Promise<void> {
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {
   const a = s.archive;
-  const from = `${a.format} archive, ${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''}`;
+  const from = `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
   const scope = s.scope ? `prefix ${JSON.stringify(s.scope)}` : 'the whole keyspace';
   if (s.plan) {
     const p = s.plan;
     const lines = [
-      `dry run: nothing was changed. Restoring this ${from} into ${scope} would:`,
+      `dry run: nothing was changed. Restoring the ${from} into ${scope} would:`,
       `  add      ${p.add} keys${p.samples.add.length ? ` (e.g. ${p.samples.add.map((k) => JSON.stringify(k)).join(', ')})` : ''}`,
       `  update   ${p.update} keys${p.samples.update.length ? ` (e.g. ${p.samples.update.map((k) => JSON.stringify(k)).join(', ')})` : ''}`,
       `  keep     ${p.unchanged} keys unchanged`,
@@ -86,7 +86,7 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
     return;
   }
   ctx.say(
-    `restore done: wrote ${s.written} keys${s.leasesGranted ? ` with ${s.leasesGranted} leases` : ''}${config.overwrite ? `, deleted ${s.deleted} keys the archive lacks` : ''} in ${scope} from a ${from}, in ${took}`,
+    `restore done: wrote ${s.written} keys${s.leasesGranted ? ` with ${s.leasesGranted} leases` : ''}${config.overwrite ? `, deleted ${s.deleted} keys the archive lacks` : ''} in ${scope} from the ${from}, in ${took}`,
   );
   if (opts.dryRun === undefined && a.format === 'legacy') {
     ctx.say('note: legacy archives carry no leases or revisions; keys were restored without leases');

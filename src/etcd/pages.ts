@@ -107,3 +107,13 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
     response = await next;
   }
 }
+
+/** How many keys the prefix holds now, and at which revision. */
+export async function countKeys(conn: Connection, prefix: string): Promise<{ count: number; revision: string }> {
+  try {
+    const r = await conn.client.kv.range({ ...prefixRange(prefix), count_only: true });
+    return { count: Number(r.count), revision: r.header.revision };
+  } catch (err) {
+    throw explainEtcdError(err, { config: conn.config, action: 'read', prefix });
+  }
+}

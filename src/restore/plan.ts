@@ -4,7 +4,7 @@ import { hasPrefix } from '../archive/verify';
 import type { KeyRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
-import { prefixRange } from '../etcd/pages';
+import { countKeys } from '../etcd/pages';
 
 export interface RestorePlan {
   add: number;
@@ -72,9 +72,6 @@ export async function planRestore(
   );
   await lookUp();
 
-  const count = await conn.client.kv.range({ ...prefixRange(scope), count_only: true }).catch((err: unknown) => {
-    throw explainEtcdError(err, ctx);
-  });
-  plan.extra = Number(count.count) - plan.update - plan.unchanged;
+  plan.extra = (await countKeys(conn, scope)).count - plan.update - plan.unchanged;
   return plan;
 }

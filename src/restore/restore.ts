@@ -4,7 +4,7 @@ import { ArchiveSummary, hasPrefix, verifyArchive } from '../archive/verify';
 import { ArchiveError, CancelledError, ConfigError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
-import { prefixRange, readPages } from '../etcd/pages';
+import { countKeys, readPages } from '../etcd/pages';
 import { mapLimit } from '../util/concurrency';
 import { planRestore, RestorePlan } from './plan';
 import { BatchLimits, BatchWriter, DEFAULT_LIMITS, WriterStats } from './writer';
@@ -81,7 +81,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
 
   const ctx = (action: string) => ({ config: conn.config, action, prefix: scope });
   // Keys that step 2 writes get a newer mod_revision than this; step 3 deletes the older ones.
-  const startRevision = opts.overwrite ? await currentRevision(conn, scope) : '0';
+  const startRevision = opts.overwrite ? (await countKeys(conn, scope)).revision : '0';
 
   opts.onPhase?.('granting leases');
   const leases = archive.leases.filter((l) => archive.usedLeases.has(l.id));
@@ -128,7 +128,9 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
     }
     result.written = writer.stats.puts;
 
-    if (opts.overwrite) {
+    // Every archive key in scope now exists; if that is all the scope holds,
+    // nothing is stale and the key scan can be skipped.
+    if (opts.overwrite && (await countKeys(conn, scope)).count !== archive.inScope) {
       opts.onPhase?.('removing keys the archive does not hold');
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
         for (const kv of page.kvs) {
@@ -144,13 +146,4 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
   }
   if (opts.signal?.aborted) return fail(new CancelledError('stopped by a signal'));
   return result;
-}
-
-async function currentRevision(conn: Connection, scope: string): Promise<string> {
-  try {
-    const r = await conn.client.kv.range({ ...prefixRange(scope), count_only: true });
-    return r.header.revision;
-  } catch (err) {
-    throw explainEtcdError(err, { config: conn.config, action: 'read', prefix: scope });
-  }
 }
