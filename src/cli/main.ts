@@ -1,15 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
-import { runBackup } from '../commands/backup';
 import { configFrom, positiveInt, RunContext, stderrContext } from '../commands/context';
-import { runRestore } from '../commands/restore';
-import { runValidate } from '../commands/validate';
-import { runVerify } from '../commands/verify';
 import { ExitCode, ShieldError, UnsupportedActionError } from '../errors';
 import { pluginInfo } from '../shield/info';
 import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
 import { addFieldOptions } from './fields-cli';
 import { abortOnSignals } from './signals';
 
+// Commands are loaded when run, so info, --help and --version skip loading the gRPC client.
 const EXAMPLES = `
 Examples:
   etcd-shield backup --endpoints http://127.0.0.1:2379 --out etcd.archive
@@ -50,7 +47,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .command('validate')
       .description('check every field, then connect: endpoints, members, credentials, permissions on the prefix')
       .option('--offline', 'check the fields only; do not connect'),
-  ).action(async (opts: { offline?: boolean }, cmd: Command) => run((ctx) => runValidate(cmd, ctx, Boolean(opts.offline))));
+  ).action(async (opts: { offline?: boolean }, cmd: Command) => run(async (ctx) => (await import('../commands/validate')).runValidate(cmd, ctx, Boolean(opts.offline))));
 
   addFieldOptions(
     program
@@ -64,7 +61,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       )
       .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
   ).action(async (opts: { out?: string; format: 'etcd-shield' | 'legacy'; pageBytes?: number }, cmd: Command) =>
-    run((ctx) => runBackup(configFrom(cmd, ctx), opts, ctx)),
+    run(async (ctx) => (await import('../commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),
   );
 
   addFieldOptions(
@@ -78,8 +75,8 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(1024 * 1024)),
   ).action(
     async (opts: { in?: string; dryRun?: boolean; concurrency: number; batchOps: number; batchBytes: number }, cmd: Command) =>
-      run((ctx) =>
-        runRestore(
+      run(async (ctx) =>
+        (await import('../commands/restore')).runRestore(
           configFrom(cmd, ctx),
           { in: opts.in, dryRun: opts.dryRun, limits: { concurrency: opts.concurrency, maxOps: opts.batchOps, maxBytes: opts.batchBytes } },
           ctx,
@@ -92,7 +89,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .description('check an archive end to end (structure, count, checksum) without touching etcd')
     .option('-i, --in <file>', 'read the archive from this file instead of standard input')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { in?: string; json?: boolean }) => run((ctx) => runVerify(opts, ctx)));
+    .action(async (opts: { in?: string; json?: boolean }) => run(async (ctx) => (await import('../commands/verify')).runVerify(opts, ctx)));
 
   for (const verb of ['store', 'retrieve', 'purge']) {
     program
