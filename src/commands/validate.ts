@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { checkFields, checkTypes, FieldCheck } from '../config/config';
+import { FIELDS } from '../config/fields';
 import { ConfigError } from '../errors';
 import { probeCluster } from '../etcd/probe';
 import { rawFields } from '../cli/fields-cli';
@@ -7,8 +8,10 @@ import { RunContext, warnUnknown } from './context';
 
 const MARK = { ok: '✓', fail: '✗', warn: '!' } as const;
 
+const WIDTH = Math.max(...FIELDS.map((f) => f.name.length)) + 1;
+
 function line(mark: string, name: string, message: string): string {
-  return `${mark} ${name.padEnd(12)} ${message}`;
+  return `${mark} ${name.padEnd(WIDTH)} ${message}`;
 }
 
 /**
@@ -21,7 +24,8 @@ export async function runValidate(cmd: Command, ctx: RunContext, offline: boolea
   warnUnknown(types.unknown, ctx);
   const { checks, config } = checkFields(types.fields);
   const bad = new Set(types.wrongType.map((c) => c.field));
-  const all: FieldCheck[] = [...checks.filter((c) => !bad.has(c.field)), ...types.wrongType];
+  const order = (c: FieldCheck) => FIELDS.findIndex((f) => f.name === c.field);
+  const all: FieldCheck[] = [...checks.filter((c) => !bad.has(c.field)), ...types.wrongType].sort((a, b) => order(a) - order(b));
   for (const c of all) process.stdout.write(`${line(c.ok ? MARK.ok : MARK.fail, c.field, c.message)}\n`);
 
   let failures = all.filter((c) => !c.ok).map((c) => c.field);
