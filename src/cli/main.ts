@@ -117,6 +117,12 @@ function report(err: unknown, debug: boolean): number {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = isDebug();
+  // A reader that goes away (| head) ends a report; archives have their own stream (io/sink.ts).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.stderr.write(`${TOOL_NAME}: standard output was closed before the report was complete\n`);
+    process.exit(ExitCode.failure);
+  });
   let signal: AbortSignal | undefined;
   const run = async (fn: (ctx: RunContext) => Promise<void>) => {
     signal = abortOnSignals((name) => process.stderr.write(`\n${TOOL_NAME}: ${name} received, stopping safely (again to quit at once)\n`));
