@@ -94,7 +94,7 @@ describe('values', () => {
     assert.equal(config.prefix, '/app');
     assert.deepEqual(
       checks.map((c) => c.field),
-      ['url', 'timeout', 'auth', 'username', 'password', 'client_cert', 'client_key', 'ca_cert', 'overwrite', 'prefix'],
+      ['url', 'timeout', 'auth', 'username', 'password', 'client_cert', 'client_key', 'ca_cert', 'insecure_skip_verify', 'overwrite', 'prefix'],
     );
   });
 

@@ -19,8 +19,10 @@ export function addFieldOptions(cmd: Command): Command {
     const [main, ...aliases] = f.cli.flags;
     const value = f.cli.value ? ` <${f.cli.value}>` : '';
     const help = (f.cli.help ?? f.help).replace(/\.$/, '');
-    const opt = new Option(`--${main}${value}`, help);
-    if (f.cli.env) opt.env(f.cli.env);
+    // commander turns any set variable into true for a switch, even "false";
+    // rawFields reads a switch's variable itself, as text.
+    const opt = new Option(`--${main}${value}`, f.cli.env && !value ? `${help} (env: ${f.cli.env})` : help);
+    if (f.cli.env && value) opt.env(f.cli.env);
     cmd.addOption(opt);
     for (const alias of aliases) cmd.addOption(new Option(`--${alias}${value}`).hideHelp());
   }
@@ -74,9 +76,12 @@ export function rawFields(cmd: Command): { raw: Record<string, unknown>; face: '
 
   const raw: Record<string, unknown> = {};
   for (const f of FIELDS) {
-    const a = f.cli.flags.map(attr).find((name) => opts[name] !== undefined);
-    if (a === undefined) continue;
-    const v = opts[a];
+    const names = f.cli.flags.map(attr);
+    // Any spelling typed on the command line wins over the variable bound to the main one.
+    const a = names.find((n) => opts[n] !== undefined && cmd.getOptionValueSource(n) === 'cli') ?? names.find((n) => opts[n] !== undefined);
+    let v = a === undefined ? undefined : opts[a];
+    if (v === undefined && !f.cli.value && f.cli.env) v = process.env[f.cli.env];
+    if (v === undefined) continue;
     raw[f.name] = f.cli.file && typeof v === 'string' ? readPem(v, f.cli.flags[0]!) : v;
   }
   // etcdctl accepts --user name:password; a separate --password wins.

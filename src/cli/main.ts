@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { configFrom, positiveInt, RunContext, stderrContext } from '../commands/context';
 import { ExitCode, ShieldError, UnsupportedActionError } from '../errors';
+import { printReport } from '../io/report';
 import { pluginInfo } from '../shield/info';
 import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
 import { addFieldOptions } from './fields-cli';
@@ -39,7 +40,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .command('info')
     .description('print the SHIELD plugin metadata (name, version, fields) as JSON')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(pluginInfo(), null, 2)}\n`);
+      printReport(JSON.stringify(pluginInfo(), null, 2));
     });
 
   addFieldOptions(
@@ -117,12 +118,8 @@ function report(err: unknown, debug: boolean): number {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = isDebug();
-  // A reader that goes away (| head) ends a report; archives have their own stream (io/sink.ts).
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    process.stderr.write(`${TOOL_NAME}: standard output was closed before the report was complete\n`);
-    process.exit(ExitCode.failure);
-  });
+  // grpc-js names IP endpoints as TLS servers (DEP0123); the warning helps no operator.
+  if (!debug) process.noDeprecation = true;
   let signal: AbortSignal | undefined;
   const run = async (fn: (ctx: RunContext) => Promise<void>) => {
     signal = abortOnSignals((name) => process.stderr.write(`\n${TOOL_NAME}: ${name} received, stopping safely (again to quit at once)\n`));

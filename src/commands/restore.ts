@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import type { Config } from '../config/config';
 import { CancelledError, FileError } from '../errors';
 import { connect } from '../etcd/connect';
+import { printReport } from '../io/report';
 import { spoolStdin } from '../io/spool';
 import { withTempDir } from '../io/tempdir';
 import { Progress } from '../cli/progress';
@@ -82,7 +83,7 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
         ? `  delete   ${p.extra} keys that the archive does not hold (overwrite is on)`
         : `  leave    ${p.extra} keys that the archive does not hold (overwrite is off)`,
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    printReport(lines.join('\n'));
     return;
   }
   ctx.say(

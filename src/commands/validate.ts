@@ -4,6 +4,7 @@ import { FIELDS } from '../config/fields';
 import { ConfigError } from '../errors';
 import { probeCluster } from '../etcd/probe';
 import { rawFields } from '../cli/fields-cli';
+import { printReport } from '../io/report';
 import { RunContext, warnUnknown } from './context';
 
 const MARK = { ok: '✓', fail: '✗', warn: '!' } as const;
@@ -26,12 +27,12 @@ export async function runValidate(cmd: Command, ctx: RunContext, offline: boolea
   const bad = new Set(types.wrongType.map((c) => c.field));
   const order = (c: FieldCheck) => FIELDS.findIndex((f) => f.name === c.field);
   const all: FieldCheck[] = [...checks.filter((c) => !bad.has(c.field)), ...types.wrongType].sort((a, b) => order(a) - order(b));
-  for (const c of all) process.stdout.write(`${line(c.ok ? MARK.ok : MARK.fail, c.field, c.message)}\n`);
+  for (const c of all) printReport(line(c.ok ? MARK.ok : MARK.fail, c.field, c.message));
 
   let failures = all.filter((c) => !c.ok).map((c) => c.field);
   if (config && failures.length === 0 && !offline) {
     for (const p of await probeCluster(config)) {
-      process.stdout.write(`${line(MARK[p.status], p.name, p.message)}\n`);
+      printReport(line(MARK[p.status], p.name, p.message));
       if (p.status === 'fail') failures.push(p.name);
     }
   }

@@ -1,6 +1,7 @@
 import { verifyArchive } from '../archive/verify';
 import { withTempDir } from '../io/tempdir';
 import { humanBytes } from '../util/format';
+import { printReport } from '../io/report';
 import { spoolStdin } from '../io/spool';
 import type { RunContext } from './context';
 
@@ -23,7 +24,7 @@ export async function runVerify(opts: { in?: string; json?: boolean }, ctx: RunC
       sha256: s.trailer?.sha256 ?? null,
     };
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printReport(JSON.stringify(summary, null, 2));
       return;
     }
     const rows: [string, string][] = [
@@ -37,6 +38,6 @@ export async function runVerify(opts: { in?: string; json?: boolean }, ctx: RunC
       ['cluster', summary.clusterId ?? 'not recorded (legacy)'],
       ['taken', summary.createdAt ?? 'not recorded (legacy)'],
     ];
-    process.stdout.write(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n') + '\n');
+    printReport(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));
   });
 }

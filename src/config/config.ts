@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, MissingFieldError, WrongTypeError } from '../errors';
 import { AUTH_BOTH, AUTH_CERT, AUTH_RBAC, DEFAULT_TIMEOUT_SECONDS, FIELDS, FieldSpec } from './fields';
-import { parseCertificate, parsePrivateKey } from './pem';
+import { clientUsageProblem, parseCertificate, parsePrivateKey } from './pem';
 
 export type AuthMode = 'none' | 'rbac' | 'cert' | 'both';
 
@@ -16,6 +16,8 @@ export interface Config {
   clientCert?: string;
   clientKey?: string;
   caCert?: string;
+  /** TLS without checking the server certificate (labs only). */
+  insecureSkipVerify: boolean;
   overwrite: boolean;
   prefix: string;
 }
@@ -73,8 +75,11 @@ export function checkTypes(raw: Record<string, unknown>): TypeCheckResult {
     const parsed = schema.safeParse(value);
     if (parsed.success) result.fields[name] = parsed.data;
     else {
-      const expected = FIELDS.find((f) => f.name === name)?.type === 'bool' ? 'true or false' : 'a string';
-      result.wrongType.push({ field: name, ok: false, message: `has the wrong type: ${JSON.stringify(value)} is not ${expected}` });
+      const field = FIELDS.find((f) => f.name === name);
+      const expected = field?.type === 'bool' ? 'true or false' : 'a string';
+      // A secret sent with the wrong type is still a secret.
+      const shown = field?.secret ? `a ${Array.isArray(value) ? 'list' : typeof value} (value hidden)` : JSON.stringify(value);
+      result.wrongType.push({ field: name, ok: false, message: `has the wrong type: ${shown} is not ${expected}` });
     }
   }
   const absent = (v: unknown) => v === undefined || v === null || v === '';
@@ -203,7 +208,9 @@ export function checkFields(fields: TypedFields, now = new Date()): { checks: Fi
     else certSummary = attempt('client_cert', () => parseCertificate(clientCertPem, now));
     if (!clientKeyPem) fail('client_key', `required when auth is "${fields.auth}"`);
     else keySummary = attempt('client_key', () => parsePrivateKey(clientKeyPem));
-    if (certSummary) pass('client_cert', certSummary.describe);
+    const usage = certSummary && clientUsageProblem(certSummary.cert);
+    if (usage) fail('client_cert', usage);
+    else if (certSummary) pass('client_cert', certSummary.describe);
     if (keySummary) {
       if (certSummary && !certSummary.cert.checkPrivateKey(keySummary.key)) {
         fail('client_key', 'does not belong to client_cert (their public keys differ)');
@@ -214,15 +221,22 @@ export function checkFields(fields: TypedFields, now = new Date()): { checks: Fi
     pass('client_key', clientKeyPem ? ignored('a client key') : 'not used');
   }
 
+  const insecure = fields.insecure_skip_verify === true;
   if (caCertPem) {
     const ca = attempt('ca_cert', () => parseCertificate(caCertPem, now));
     if (ca) {
       if (ep && !ep.secure) pass('ca_cert', `${ca.describe} (unused: the endpoints are http://)`);
+      else if (insecure) pass('ca_cert', `${ca.describe} (not checked: insecure_skip_verify is on)`);
       else pass('ca_cert', ca.describe);
     }
+  } else if (ep?.secure) {
+    pass('ca_cert', insecure ? 'not set, and not needed: insecure_skip_verify is on' : 'not set: the system CAs verify the server');
   } else {
-    pass('ca_cert', ep?.secure ? 'not set: the system CAs verify the server' : 'not used');
+    pass('ca_cert', 'not used');
   }
+  if (!insecure) pass('insecure_skip_verify', ep?.secure ? 'off: the server certificate is verified' : 'off');
+  else if (ep && !ep.secure) pass('insecure_skip_verify', 'on, but unused: the endpoints are http://');
+  else pass('insecure_skip_verify', 'ON - WARNING: the server certificate is NOT verified; anyone in the path can impersonate etcd (test labs only)');
 
   const overwrite = fields.overwrite === true;
   pass('overwrite', overwrite ? 'on: restore also removes keys under the prefix that the archive lacks' : 'off: restore only adds and updates keys');
@@ -245,6 +259,7 @@ export function checkFields(fields: TypedFields, now = new Date()): { checks: Fi
       clientCert: wantsCert ? clientCertPem : undefined,
       clientKey: wantsCert ? clientKeyPem : undefined,
       caCert: caCertPem,
+      insecureSkipVerify: insecure && ep!.secure,
       overwrite,
       prefix,
     },

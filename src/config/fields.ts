@@ -154,6 +154,18 @@ export const FIELDS: readonly FieldSpec[] = [
     },
   },
   {
+    name: 'insecure_skip_verify',
+    type: 'bool',
+    title: 'Skip server certificate check',
+    help: 'Accept any server certificate without checking its CA or host names, for test labs only: the traffic is still encrypted, but anyone in the network path can pose as etcd and read it; every run prints a warning.',
+    default: 'false',
+    cli: {
+      flags: ['insecure-skip-tls-verify'],
+      env: 'ETCDCTL_INSECURE_SKIP_TLS_VERIFY',
+      help: 'Accept any server certificate (test labs only; a warning is printed).',
+    },
+  },
+  {
     name: 'overwrite',
     type: 'bool',
     title: 'Overwrite on restore',

@@ -1,9 +1,17 @@
-import { Etcd3, IOptions } from 'etcd3';
+import { dirname } from 'node:path';
+import { Etcd3, IOptions, isRecoverableError } from 'etcd3';
 import type { Config } from '../config/config';
 
 // grpc-js refuses replies over 4 MiB by default; one etcd value alone may be
 // larger than that, so the ceiling is high and page size is bounded by us.
 const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+/** Tries per request (the first included) before giving up. */
+const ATTEMPTS = 7;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 2000;
+/** How long a member that failed is skipped while others answer. */
+const SKIP_FAILED_MEMBER_MS = 5000;
 
 export interface Connection {
   client: Etcd3;
@@ -13,18 +21,34 @@ export interface Connection {
   close(): void;
 }
 
+export interface ConnectOptions {
+  /** Fail on the first error instead of retrying (for probing one endpoint). */
+  retry?: boolean;
+  /** Tries per request when retrying (default 7: rides out a leader election). */
+  attempts?: number;
+  /** Where operator warnings go (default: stderr). */
+  warn?: (line: string) => void;
+}
+
+const stderrWarn = (line: string) => void process.stderr.write(`${line}\n`);
+
 /**
  * Opens a client for the configured cluster. `timeout` becomes a deadline on
- * every single request (connecting included), never on the whole run.
+ * every single request attempt (connecting included), never on the whole run.
+ * A request that fails for want of a member is retried on the others, with
+ * backoff, so losing one member of several (or a leader election) does not
+ * fail a backup or restore.
  */
-export function connect(config: Config, hosts: string[] = config.endpoints): Connection {
+export function connect(config: Config, hosts: string[] = config.endpoints, opts: ConnectOptions = {}): Connection {
+  const warn = opts.warn ?? stderrWarn;
   const options: IOptions = {
     hosts,
     grpcOptions: {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     },
-    defaultCallOptions: () => ({ deadline: Date.now() + config.timeoutMs }),
+    // Streams (watch, snapshot) live as long as they need; only unary calls get the deadline.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),
   };
   if (config.secure) {
     options.credentials = {
@@ -37,11 +61,179 @@ export function connect(config: Config, hosts: string[] = config.endpoints): Con
   if (config.username !== undefined && config.password !== undefined) {
     options.auth = { username: config.username, password: config.password };
   }
-  const client = new Etcd3(options);
+  if (opts.retry === false) {
+    options.faultHandling = { global: NO_POLICY, host: () => NO_POLICY } as unknown as IOptions['faultHandling'];
+  } else {
+    const members = new MemberHealth(hosts, warn);
+    options.faultHandling = {
+      global: new RetryPolicy(opts.attempts ?? ATTEMPTS),
+      host: (host: string) => members.policyFor(host),
+    } as unknown as IOptions['faultHandling'];
+  }
+
+  let client: Etcd3;
+  if (config.secure && config.insecureSkipVerify) {
+    warnInsecure(warn);
+    client = withUnverifiedTls(() => new Etcd3(options));
+  } else {
+    client = new Etcd3(options);
+  }
   return {
     client,
     config,
     describe: hosts.join(', '),
     close: () => client.close(),
   };
+}
+
+let insecureWarned = false;
+
+/** Once per process: every connection of a run shares the one setting. */
+function warnInsecure(warn: (line: string) => void): void {
+  if (insecureWarned) return;
+  insecureWarned = true;
+  warn('warning: insecure_skip_verify is on: the etcd server certificate is not verified, so anyone in the network path can impersonate etcd and read the data; use it in test labs only');
+}
+
+interface GrpcCredentialsModule {
+  credentials: { createSsl: (rootCerts: unknown, privateKey: unknown, certChain: unknown, verify?: object) => unknown };
+}
+
+/**
+ * etcd3 builds its grpc-js TLS credentials itself, synchronously, while its
+ * constructor runs, and offers no way to pass grpc-js's verifyOptions. For
+ * that moment only, its createSsl is wrapped to add them. If etcd3 ever stops
+ * calling it there, we refuse rather than silently verify (or not).
+ */
+function withUnverifiedTls(build: () => Etcd3): Etcd3 {
+  // The very copy etcd3 loads, wherever the package manager put it.
+  const grpcPath = require.resolve('@grpc/grpc-js', { paths: [dirname(require.resolve('etcd3'))] });
+  const grpc = require(grpcPath) as GrpcCredentialsModule;
+  const original = grpc.credentials.createSsl;
+  let used = false;
+  grpc.credentials.createSsl = (rootCerts: unknown, privateKey: unknown, certChain: unknown, verify?: object) => {
+    used = true;
+    return original(rootCerts, privateKey, certChain, { ...verify, rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  };
+  try {
+    const client = build();
+    if (!used) {
+      client.close();
+      throw new Error('insecure_skip_verify is not supported by this version of the etcd3 client library');
+    }
+    return client;
+  } finally {
+    grpc.credentials.createSsl = original;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Fault handling. etcd3 runs each request as global.execute(() => try the
+// hosts in shuffled order, each through host(h).execute(call)). Our own small
+// policies replace its cockatiel defaults (3 tries, no backoff; a host is shut
+// out after 3 failures even when every host is down).
+
+interface Policy {
+  execute<T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T>;
+}
+
+const NEVER = new AbortController().signal;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const NO_POLICY: Policy = {
+  execute: async (fn, signal) => fn({ signal: signal ?? NEVER, attempt: 0 }),
+};
+
+/** TLS and certificate failures do not heal by trying again. */
+export function isTlsFailure(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err);
+  return /SSL|TLS|certificate|self[- ]signed|altnames|alert/i.test(m);
+}
+
+/** Worth trying again, on another member or after a pause. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof MemberSkipped) return !isTlsFailure(err);
+  if (!(err instanceof Error)) return false;
+  if (/too many requests/.test(err.message)) return true;
+  return isRecoverableError(err) && !isTlsFailure(err);
+}
+
+/** Thrown instead of calling a member that just failed while others may answer. */
+export class MemberSkipped extends Error {
+  constructor(host: string, last: string) {
+    super(`${host} is skipped after failing (${last})`);
+  }
+}
+
+class RetryPolicy implements Policy {
+  constructor(private readonly attempts: number) {}
+
+  async execute<T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn({ signal: signal ?? NEVER, attempt });
+      } catch (err) {
+        if (attempt + 1 >= this.attempts || !isTransient(err) || signal?.aborted) throw err;
+        await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt));
+      }
+    }
+  }
+}
+
+/**
+ * Per-member circuit breaker. A member whose connection failed is skipped
+ * for a while, so a dead or frozen member costs one timeout, not one per
+ * request; but when every member is failing, all are tried again, since
+ * skipping them all would only fail faster (a leader election, a restart).
+ */
+class MemberHealth {
+  private readonly skipUntil = new Map<string, number>();
+  private readonly lastError = new Map<string, string>();
+
+  constructor(
+    private readonly hosts: string[],
+    private readonly warn: (line: string) => void,
+  ) {}
+
+  private skipped(host: string, now: number): boolean {
+    return (this.skipUntil.get(host) ?? 0) > now;
+  }
+
+  policyFor(host: string): Policy {
+    return {
+      execute: async (fn, signal) => {
+        const now = Date.now();
+        if (this.hosts.length > 1 && this.skipped(host, now) && !this.hosts.every((h) => this.skipped(h, now))) {
+          throw new MemberSkipped(host, this.lastError.get(host) ?? 'unknown error');
+        }
+        try {
+          const result = await fn({ signal: signal ?? NEVER, attempt: 0 });
+          this.skipUntil.delete(host);
+          return result;
+        } catch (err) {
+          // Errors etcd itself answered with (permission, compaction...) say nothing about the member's health.
+          if (this.hosts.length > 1 && err instanceof Error && isRecoverableError(err) && !/etcdserver:/.test(err.message)) {
+            const wasHealthy = !this.skipUntil.has(host);
+            this.skipUntil.set(host, Date.now() + SKIP_FAILED_MEMBER_MS);
+            this.lastError.set(host, shortGrpcMessage(err.message));
+            if (wasHealthy) {
+              this.warn(`warning: etcd member ${host} failed (${shortGrpcMessage(err.message)}); continuing with the other members`);
+            }
+          }
+          throw err;
+        }
+      },
+    };
+  }
+}
+
+/** grpc-js messages carry a status prefix and a resolution note; keep the cause. */
+export function shortGrpcMessage(message: string): string {
+  return message
+    .split('\n')[0]!
+    .replace(/^\w*Error: /, '')
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^No connection established\. Last error: (Error: )?/, '')
+    .replace(/\s*(\(\d{4}-\d\d-\d\dT[^)]*\))?\.? Resolution note:.*$/, '')
+    .trim();
 }

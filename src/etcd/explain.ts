@@ -1,6 +1,8 @@
+import { X509Certificate } from 'node:crypto';
 import {
   EtcdAuthenticationFailedError,
   EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
 } from 'etcd3';
@@ -13,6 +15,8 @@ import {
   ShieldError,
 } from '../errors';
 import type { Config } from '../config/config';
+import { subject } from '../config/pem';
+import { MemberSkipped, shortGrpcMessage } from './connect';
 
 export interface ErrorContext {
   config: Config;
@@ -21,22 +25,114 @@ export interface ErrorContext {
   prefix?: string;
 }
 
+// What OpenSSL and Node say when a TLS handshake fails, by who refused whom.
+const SERVER_REFUSED_CLIENT_CERT = /alert (bad certificate|certificate required|unknown ca|certificate unknown|unsupported certificate|access denied)|SSL alert number (42|43|46|48|49|116)\b/i;
+const SERVER_REFUSED_EXPIRED_CERT = /alert certificate expired|SSL alert number 45\b/i;
+const SERVER_CERT_UNTRUSTED = /unable to verify the first certificate|unable to get local issuer certificate|unable to get issuer certificate|self[- ]signed certificate|certificate signature failure|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT/i;
+const SERVER_CERT_EXPIRED = /certificate has expired|CERT_HAS_EXPIRED|certificate is not yet valid/i;
+const SERVER_CERT_WRONG_NAME = /altnames|ERR_TLS_CERT_ALTNAME_INVALID/i;
+const SERVER_NOT_TLS = /disconnected before secure TLS connection|wrong version number|packet length too long|http request/i;
+
+function certName(pem: string | undefined): string {
+  if (!pem) return '';
+  try {
+    return ` (${subject(new X509Certificate(pem))})`;
+  } catch {
+    return '';
+  }
+}
+
+/** etcd uses a client certificate's common name as the user when no password is given. */
+function certUser(config: Config): string | undefined {
+  if (!config.clientCert || config.username !== undefined) return undefined;
+  try {
+    return /CN=([^\n,]+)/.exec(new X509Certificate(config.clientCert).subject)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Turns an etcd3 client error into one of our typed errors. The client
  * rebuilds errors from message text, so we classify by class and message.
+ * Messages name users, prefixes and endpoints, never a password or key.
  */
 export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
   if (err instanceof ShieldError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const { config } = ctx;
   const where = config.endpoints.join(', ');
-  const user = config.username !== undefined ? `user "${config.username}"` : 'the client';
+  const cn = certUser(config);
+  const user = config.username !== undefined ? `user "${config.username}"` : cn ? `user "${cn}" (the client certificate's common name)` : 'the client';
   const scope = ctx.prefix ? `keys under prefix ${JSON.stringify(ctx.prefix)}` : 'the whole keyspace';
+  const detail = shortGrpcMessage(message);
+
+  // TLS first: these arrive as "unavailable" errors but never heal by retrying.
+  if (SERVER_REFUSED_EXPIRED_CERT.test(message)) {
+    return new AuthError(
+      `etcd at ${where} refused the client certificate${certName(config.clientCert)}: it has expired`,
+      'issue a new client certificate from the CA etcd trusts (its --trusted-ca-file)',
+      { cause: err },
+    );
+  }
+  if (SERVER_REFUSED_CLIENT_CERT.test(message)) {
+    if (!config.clientCert) {
+      return new AuthError(
+        `etcd at ${where} requires a client certificate (it runs with --client-cert-auth), and none was given`,
+        'set auth to "Certificate-Based Authentication" (or "Both") with client_cert and client_key (--cert/--key on the command line)',
+        { cause: err },
+      );
+    }
+    return new AuthError(
+      `etcd at ${where} refused the client certificate${certName(config.clientCert)}: it is not signed by a CA that etcd trusts, or not made for client authentication`,
+      'use a client certificate issued by the CA in etcd\'s --trusted-ca-file, with the clientAuth extended key usage',
+      { cause: err },
+    );
+  }
+  if (SERVER_CERT_WRONG_NAME.test(message)) {
+    return new ConnectionError(
+      `the server certificate of etcd at ${where} is not issued for that address (${detail})`,
+      'connect with a host name or IP address the certificate lists, or reissue the server certificate with it in subjectAltName',
+      { cause: err },
+    );
+  }
+  if (SERVER_CERT_EXPIRED.test(message)) {
+    return new ConnectionError(
+      `the server certificate of etcd at ${where} has expired or is not yet valid (${detail})`,
+      'renew the etcd server certificates, or check this machine\'s clock',
+      { cause: err },
+    );
+  }
+  if (SERVER_CERT_UNTRUSTED.test(message)) {
+    return new ConnectionError(
+      config.caCert
+        ? `the server certificate of etcd at ${where} is not signed by ca_cert${certName(config.caCert)}: they do not match (${detail})`
+        : `the server certificate of etcd at ${where} is not signed by any CA this system trusts (${detail})`,
+      'set ca_cert (--cacert) to the CA that signed the etcd server certificates; in a test lab, insecure_skip_verify skips the check',
+      { cause: err },
+    );
+  }
+  if (config.secure && SERVER_NOT_TLS.test(message)) {
+    return new ConnectionError(
+      `etcd at ${where} does not speak TLS (${detail}); for plain http, write http://`,
+      'if etcd serves plain http, write the endpoints with http://',
+      { cause: err },
+    );
+  }
 
   if (err instanceof EtcdAuthenticationFailedError || /authentication failed/.test(message)) {
     return new AuthError(
       `etcd at ${where} rejected ${user}: wrong user name or password`,
       'check username and password (etcdctl --user NAME user get NAME shows whether the user exists)',
+      { cause: err },
+    );
+  }
+  if (err instanceof EtcdUserNotFoundError || /user name not found/.test(message)) {
+    return new AuthError(
+      `etcd at ${where} has no ${user}`,
+      cn
+        ? `create the user (etcdctl user add ${cn}) and grant it a role, or use "Both" with a user and password`
+        : 'check the user name (etcdctl user list)',
       { cause: err },
     );
   }
@@ -75,20 +171,25 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
       { cause: err },
     );
   }
-  if (
-    err instanceof GRPCDeadlineExceededError ||
-    err instanceof GRPCUnavailableError ||
-    /BrokenCircuit|No connection established|failed to connect|ECONNREFUSED|Deadline exceeded/i.test(message)
-  ) {
+  if (/etcdserver: (no leader|leader changed|request timed out|unhealthy cluster|server stopped)/.test(message)) {
     return new ConnectionError(
-      `no answer from etcd at ${where} within ${config.timeoutMs / 1000} s while trying to ${ctx.action} (${firstLine(message)})`,
-      'check that etcd is running and reachable on those addresses and that the scheme (http/https) is right; raise timeout if the cluster is slow',
+      `etcd at ${where} could not ${ctx.action} ${scope}: the cluster has no working leader (${detail})`,
+      'check that a majority of the members are running and can reach each other (etcdctl endpoint status --cluster)',
       { cause: err },
     );
   }
-  return new EtcdError(`etcd at ${where} failed to ${ctx.action}: ${firstLine(message)}`, undefined, { cause: err });
-}
-
-function firstLine(s: string): string {
-  return s.split('\n')[0]!.replace(/^\w*Error: /, '');
+  const deadline = err instanceof GRPCDeadlineExceededError || /Deadline exceeded/i.test(message);
+  if (deadline || err instanceof GRPCUnavailableError || err instanceof MemberSkipped || /BrokenCircuit|No connection established|failed to connect|ECONNREFUSED/i.test(message)) {
+    const plainHint = config.secure ? '' : '; if etcd serves TLS, write the endpoints with https://';
+    // A TLS port drops a plain connection at once; say so where the operator looks.
+    const maybeTls = !config.secure && !deadline && !/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(message) ? '; if etcd serves TLS, write https://' : '';
+    return new ConnectionError(
+      deadline
+        ? `no answer from etcd at ${where} within ${config.timeoutMs / 1000} s while trying to ${ctx.action} (${detail})`
+        : `cannot reach etcd at ${where} while trying to ${ctx.action} (${detail}${maybeTls})`,
+      `check that etcd is running and reachable on those addresses${plainHint}; raise timeout if the cluster is slow`,
+      { cause: err },
+    );
+  }
+  return new EtcdError(`etcd at ${where} failed to ${ctx.action}: ${detail}`, undefined, { cause: err });
 }
