@@ -145,7 +145,8 @@ describe('native format', () => {
       fc.property(arb, ({ entries, prefix, cuts }) => {
         const records: KeyRecord[] = entries
           .map((e) => ({
-            key: Buffer.from(e.key),
+            // Every key of an archive lies under its header's prefix.
+            key: Buffer.concat([Buffer.from(prefix), e.key]),
             value: Buffer.from(e.value),
             createRevision: e.create,
             modRevision: e.mod,

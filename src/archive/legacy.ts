@@ -19,6 +19,10 @@ export class LegacyDecoder implements ArchiveDecoder {
   private partial: Buffer[] = [];
   private partialBytes = 0;
   private line = 0;
+  // A repeated key would make etcd refuse a transaction half-way through a
+  // restore, so it is caught here. Unlike ours, this format gives no order to
+  // rely on, so the keys are remembered (the original plugin held them all too).
+  private readonly seen = new Set<string>();
 
   push(chunk: Buffer): ArchiveItem[] {
     const items: ArchiveItem[] = [];
@@ -70,6 +74,8 @@ export class LegacyDecoder implements ArchiveDecoder {
     if (k === '') throw this.error(`line ${this.line} has an empty key`);
     if (!BASE64_RE.test(k)) throw this.error(`line ${this.line}: the key is not valid base64`);
     if (!BASE64_RE.test(v)) throw this.error(`line ${this.line}: the value is not valid base64`);
+    if (this.seen.has(k)) throw this.error(`line ${this.line} repeats a key that an earlier line holds; the archive is damaged`);
+    this.seen.add(k);
     return {
       key: Buffer.from(k, 'base64'),
       value: Buffer.from(v, 'base64'),

@@ -1,5 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
 import { ArchiveError } from '../errors';
+import { hasPrefix, showKey } from './keys';
 import type {
   ArchiveDecoder,
   ArchiveHeader,
@@ -111,6 +112,7 @@ export class NativeDecoder implements ArchiveDecoder {
   private records = 0;
   private leases = 0;
   private lastKey: Buffer | undefined;
+  private prefix = Buffer.alloc(0);
 
   push(chunk: Buffer): ArchiveItem[] {
     if (chunk.length === 0) return [];
@@ -256,6 +258,10 @@ export class NativeDecoder implements ArchiveDecoder {
       if (typeof h[k] !== 'string') throw this.error(`the header ${where} lacks "${k}"`);
     }
     if (h.format !== FORMAT_VERSION) throw this.error(`the header ${where} says format ${String(h.format)}, not ${FORMAT_VERSION}`);
+    for (const k of ['revision', 'clusterId', 'memberId'] as const) {
+      if (!/^\d{1,20}$/.test(h[k] as string)) throw this.error(`the header ${where} has a non-numeric "${k}"`);
+    }
+    this.prefix = Buffer.from(h.prefix as string);
     return h as unknown as ArchiveHeader;
   }
 
@@ -267,6 +273,9 @@ export class NativeDecoder implements ArchiveDecoder {
       throw this.error(`record ${n} ${where} has an impossible key length (${keyLen} of ${body.length} bytes)`);
     }
     const key = body.subarray(4, 4 + keyLen);
+    if (!hasPrefix(key, this.prefix)) {
+      throw this.error(`record ${n} ${where} (key ${showKey(key)}) lies outside the archive's prefix ${JSON.stringify(this.prefix.toString())}`);
+    }
     if (this.lastKey && Buffer.compare(this.lastKey, key) >= 0) {
       throw this.error(`record ${n} ${where} (key ${showKey(key)}) is out of order or repeated; keys must ascend`);
     }
@@ -310,10 +319,4 @@ export class NativeDecoder implements ArchiveDecoder {
 function frameName(type: number | undefined): string {
   const names: Record<number, string> = { 0x48: 'header', 0x52: 'record', 0x4c: 'lease', 0x54: 'trailer' };
   return type !== undefined && names[type] ? `a ${names[type]} frame` : `an unknown frame type (0x${(type ?? 0).toString(16)})`;
-}
-
-/** A key for an error message: printable as text, else base64. */
-export function showKey(key: Buffer): string {
-  const text = key.toString('utf8');
-  return /^[\x20-\x7e]*$/.test(text) && text.length <= 200 ? JSON.stringify(text) : `base64:${key.toString('base64').slice(0, 200)}`;
 }

@@ -1,4 +1,5 @@
 import { ArchiveError } from '../errors';
+import { hasPrefix } from './keys';
 import { scanArchive } from './read';
 import type { ArchiveFormat, ArchiveHeader, ArchiveTrailer, LeaseRecord } from './types';
 
@@ -15,10 +16,6 @@ export interface ArchiveSummary {
   leases: LeaseRecord[];
   /** Lease ids that in-scope records point at. */
   usedLeases: Set<string>;
-}
-
-export function hasPrefix(key: Buffer, prefix: Buffer): boolean {
-  return key.length >= prefix.length && key.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
 }
 
 /**

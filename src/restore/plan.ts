@@ -1,6 +1,6 @@
 import type { IRequestOp } from 'etcd3';
 import { scanArchive } from '../archive/read';
-import { hasPrefix } from '../archive/verify';
+import { hasPrefix } from '../archive/keys';
 import type { KeyRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { scanArchive } from '../archive/read';
-import { ArchiveSummary, hasPrefix, verifyArchive } from '../archive/verify';
+import { hasPrefix } from '../archive/keys';
+import { ArchiveSummary, verifyArchive } from '../archive/verify';
 import { ArchiveError, CancelledError, ConfigError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
@@ -128,9 +129,9 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
     }
     result.written = writer.stats.puts;
 
-    // Every archive key in scope now exists; if that is all the scope holds,
-    // nothing is stale and the key scan can be skipped.
-    if (opts.overwrite && (await countKeys(conn, scope)).count !== archive.inScope) {
+    // Every key just written exists (keys are unique in a verified archive);
+    // if they are all the scope holds, nothing is stale and the scan is skipped.
+    if (opts.overwrite && (await countKeys(conn, scope)).count !== writer.stats.puts) {
       opts.onPhase?.('removing keys the archive does not hold');
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
         for (const kv of page.kvs) {

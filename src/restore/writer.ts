@@ -1,5 +1,5 @@
 import type { IRequestOp } from 'etcd3';
-import { showKey } from '../archive/native';
+import { showKey } from '../archive/keys';
 import { CancelledError, EtcdError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
@@ -96,7 +96,9 @@ export class BatchWriter {
     try {
       await this.conn.client.kv.txn({ compare: [], success: ops.map((o) => o.request), failure: [] });
     } catch (err) {
-      if (!/request is too large/.test(String((err as Error)?.message))) throw err;
+      // etcd answers "request is too large" up to --max-request-bytes, and its
+      // gRPC layer RESOURCE_EXHAUSTED a little above that.
+      if (!/request is too large|larger than max/.test(String((err as Error)?.message))) throw err;
       if (ops.length === 1) {
         throw new EtcdError(
           `etcd refused key ${showKey(ops[0]!.key)} (${ops[0]!.bytes} bytes): larger than its --max-request-bytes`,

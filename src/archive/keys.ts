@@ -1,0 +1,10 @@
+/** Byte-wise prefix test, as etcd's prefix ranges match. */
+export function hasPrefix(key: Buffer, prefix: Buffer): boolean {
+  return key.length >= prefix.length && key.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+/** A key for an error message: printable as text, else base64. */
+export function showKey(key: Buffer): string {
+  const text = key.toString('utf8');
+  return /^[\x20-\x7e]*$/.test(text) && text.length <= 200 ? JSON.stringify(text) : `base64:${key.toString('base64').slice(0, 200)}`;
+}
