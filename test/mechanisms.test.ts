@@ -55,6 +55,22 @@ describe('mechanisms', () => {
     assert.ok(pages > 10, `expected many pages, got ${pages}`);
   });
 
+  test('large ranges: sampled boundaries bound each page, and every key still comes once, in order', async () => {
+    let seen = 0;
+    let samples = 0;
+    let last: Buffer | undefined;
+    for await (const page of readPages(conn, { prefix: '/m/', pageBytes: 64 * 1024, sampleAbovePages: 0, sampleStride: 50 })) {
+      samples = page.samples;
+      for (const kv of page.kvs) {
+        if (last) assert.ok(Buffer.compare(last, kv.key) < 0, 'keys ascend without repeats');
+        last = kv.key;
+        seen++;
+      }
+    }
+    assert.equal(seen, KEYS);
+    assert.ok(samples >= 50, `expected about ${KEYS / 50} samples, got ${samples}`);
+  });
+
   test('every page is read at the first page’s revision, whatever is written meanwhile', async () => {
     const revisions = new Set<string>();
     let n = 0;

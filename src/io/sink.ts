@@ -27,11 +27,11 @@ export class Sink {
 
   /** Standard output through a file stream: writes go to the thread pool and report EPIPE as an error. */
   static stdout(): Sink {
-    return new Sink(createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 4 * 1024 * 1024 }), 'standard output');
+    return new Sink(createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 }), 'standard output');
   }
 
   static file(path: string): Sink {
-    return new Sink(createWriteStream(path, { mode: 0o600, highWaterMark: 4 * 1024 * 1024 }), path);
+    return new Sink(createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }), path);
   }
 
   async write(buf: Buffer): Promise<void> {
