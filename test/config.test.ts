@@ -42,7 +42,8 @@ describe('timeout and auth', () => {
     assert.equal(parseTimeout('500ms'), 500);
     assert.equal(parseTimeout('1m'), 60_000);
     assert.throws(() => parseTimeout('0'), /more than zero/);
-    assert.throws(() => parseTimeout('-1'), /not a number/);
+    assert.throws(() => parseTimeout('-1'), /more than zero/);
+    assert.throws(() => parseTimeout('soon'), /not a number/);
     assert.throws(() => parseTimeout('99999'), /not for a whole backup/);
   });
   test('auth names, short names, and refusals', () => {

@@ -74,10 +74,13 @@ export class LegacyDecoder implements ArchiveDecoder {
     if (k === '') throw this.error(`line ${this.line} has an empty key`);
     if (!BASE64_RE.test(k)) throw this.error(`line ${this.line}: the key is not valid base64`);
     if (!BASE64_RE.test(v)) throw this.error(`line ${this.line}: the value is not valid base64`);
-    if (this.seen.has(k)) throw this.error(`line ${this.line} repeats a key that an earlier line holds; the archive is damaged`);
-    this.seen.add(k);
+    const key = Buffer.from(k, 'base64');
+    // By the bytes, not the text: "QQ==" and "QR==" are both the key "A".
+    const seenAs = key.toString('latin1');
+    if (this.seen.has(seenAs)) throw this.error(`line ${this.line} repeats a key that an earlier line holds; the archive is damaged`);
+    this.seen.add(seenAs);
     return {
-      key: Buffer.from(k, 'base64'),
+      key,
       value: Buffer.from(v, 'base64'),
       createRevision: '0',
       modRevision: '0',

@@ -19,6 +19,7 @@ export const MAGIC_PREFIX = '#etcd-shield-archive v';
 export const MAGIC = Buffer.from(`${MAGIC_PREFIX}${FORMAT_VERSION}\n`);
 
 const FRAME_HEADER = 5; // type byte + u32 length
+const MAX_MAGIC_LINE = 64;
 const RECORD_FIXED = 4 + 4 * 8; // key length + four int64s
 const LEASE_SIZE = 3 * 8;
 /** Larger than any value etcd accepts; a bigger length is corruption, not data. */
@@ -164,10 +165,15 @@ export class NativeDecoder implements ArchiveDecoder {
 
   private drain(): ArchiveItem[] {
     const items: ArchiveItem[] = [];
-    if (this.stage === 'magic') {
+    if (this.stage === 'magic' && this.buffered > 0) {
+      // Judge the first line by its bytes, the same however the input is split.
+      const head = this.take(Math.min(this.buffered, MAGIC_PREFIX.length), false)!;
+      if (head.toString('latin1') !== MAGIC_PREFIX.slice(0, head.length)) {
+        throw this.error('this is not an etcd-shield archive (bad first line)');
+      }
       const nl = this.findNewline();
       if (nl < 0) {
-        if (this.buffered > 64) throw this.error('this is not an etcd-shield archive (no header line)');
+        if (this.buffered > MAX_MAGIC_LINE) throw this.error('this is not an etcd-shield archive (no header line)');
         return items;
       }
       const line = this.take(nl + 1, true)!;
@@ -203,8 +209,8 @@ export class NativeDecoder implements ArchiveDecoder {
   }
 
   private checkMagic(line: string): void {
-    if (!line.startsWith(MAGIC_PREFIX)) throw this.error('this is not an etcd-shield archive (bad first line)');
-    const version = Number(line.slice(MAGIC_PREFIX.length).trim());
+    const digits = line.slice(MAGIC_PREFIX.length, -1);
+    const version = /^\d{1,6}$/.test(digits) ? Number(digits) : NaN;
     if (version !== FORMAT_VERSION) {
       throw this.error(
         Number.isInteger(version) && version > FORMAT_VERSION

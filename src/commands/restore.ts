@@ -43,7 +43,8 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
       progress.stop();
       if (err instanceof RestoreInterrupted) {
         ctx.say(
-          `restore stopped after writing ${err.written} keys and deleting ${err.deleted}; no key was deleted unless every key of the archive had been written. Running the same restore again converges.`,
+          // etcd may apply a transaction whose answer never arrives, hence "at least".
+          `restore stopped after writing at least ${err.written} keys and deleting ${err.deleted}; no key was deleted unless every key of the archive had been written. Running the same restore again converges.`,
         );
         if (ctx.signal.aborted && !(err.error instanceof CancelledError)) throw new CancelledError('restore stopped by a signal');
         throw err.error;

@@ -129,7 +129,7 @@ export function parseEndpoints(value: string): { endpoints: string[]; secure: bo
 
 /** Seconds as a number, "2", "2.5", or etcdctl durations such as "500ms", "2s", "1m". */
 export function parseTimeout(value: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(value);
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(value);
   if (!m) throw new Error(`"${value}" is not a number of seconds (e.g. 2, 2.5, 500ms, 1m)`);
   const n = Number(m[1]);
   const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
