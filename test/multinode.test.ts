@@ -333,7 +333,7 @@ describe('losing a member half-way', () => {
         assert.equal(written, records.size);
       } else {
         assert.equal(first.code, 4, describeRun(first));
-        assert.match(first.stderr, /restore stopped after writing \d+ keys and deleting \d+/);
+        assert.match(first.stderr, /restore stopped after writing at least \d+ keys and deleting \d+/);
         // Deleting starts only once every archived key is written.
         if (extrasLeft < extras.length) assert.equal(written, records.size, 'keys deleted before the archive was fully written');
       }

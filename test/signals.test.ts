@@ -308,7 +308,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const context = `${signal} during restore\n${describeRun(r)}`;
     assert.equal(r.code, ExitCode.failure, context);
     assertNoCrash(r, context);
-    const summary = /stopped after writing (\d+) keys and deleting (\d+)/.exec(r.stderr);
+    const summary = /stopped after writing at least (\d+) keys and deleting (\d+)/.exec(r.stderr);
     assert.ok(summary, `${context}: no summary of what was written`);
     assert.equal(summary[2], '0', `${context}: the deletion phase ran`);
     assert.doesNotMatch(r.stderr, /restore done/, context);
