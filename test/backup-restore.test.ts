@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Etcd3, type IRequestOp } from 'etcd3';
-import { describeRun, runCli, type CliResult } from './cli';
+import { Etcd3 } from 'etcd3';
+import { expectCode, runCli, type CliResult } from './cli';
+import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
 
 const MAGIC = '#etcd-shield-archive v1\n';
@@ -30,9 +31,6 @@ let etcd: EtcdCluster;
 let client: Etcd3;
 let tmp: string;
 
-function expectCode(r: CliResult, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
-}
 
 const b = (s: string | number[]) => (typeof s === 'string' ? Buffer.from(s) : Buffer.from(s));
 const hex = (buf: Buffer) => buf.toString('hex');
@@ -81,22 +79,6 @@ async function put(key: Buffer | string, value: Buffer | string, lease?: string)
   await client.kv.put({ key: b(key as string), value: typeof value === 'string' ? b(value) : value, ...(lease ? { lease } : {}) });
 }
 
-/** Writes many keys in transactions of 128 puts, 8 at a time. */
-async function putMany(entries: [Buffer, Buffer][]): Promise<void> {
-  const batches: IRequestOp[][] = [];
-  for (let i = 0; i < entries.length; i += 128) {
-    batches.push(entries.slice(i, i + 128).map(([key, value]) => ({ request_put: { key, value } })));
-  }
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < batches.length) {
-        const ops = batches[next++]!;
-        await client.kv.txn({ compare: [], success: ops, failure: [] });
-      }
-    }),
-  );
-}
 
 async function wipe(): Promise<void> {
   await client.kv.deleteRange({ key: Buffer.from([0]), range_end: Buffer.from([0]) });
@@ -253,7 +235,7 @@ describe('round trips', () => {
       entries.push([b(`/bulk/${String(i).padStart(6, '0')}`), value]);
     }
     entries.push([b('/aaa-before'), b('x')], [b('/zzz-after'), b('y')]);
-    await putMany(entries);
+    await putMany(client, entries.map(([key, value]) => ({ key, value })));
     const expected = await content();
     assert.equal(expected.length, n + 2);
 
@@ -536,7 +518,7 @@ describe('damaged archives', () => {
     const l = await grant(900);
     const entries: [Buffer, Buffer][] = [];
     for (let i = 0; i < 300; i++) entries.push([b(`/t/${String(i).padStart(4, '0')}`), b(`value ${i} `.repeat(1 + (i % 5)))]);
-    await putMany(entries);
+    await putMany(client, entries.map(([key, value]) => ({ key, value })));
     await put('/t/leased', 'L', l);
     const archive = await backup();
     const legacy = await backup(['--format', 'legacy']);

@@ -1,4 +1,5 @@
 // Runs the real CLI (bin/etcd-shield) as a child process, the way SHIELD and operators do.
+import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -87,4 +88,23 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
 export function describeRun(r: CliResult): string {
   const out = r.stdout.length > 2000 ? `${r.stdout.subarray(0, 2000).toString('utf8')}…` : r.stdout.toString('utf8');
   return `exit ${r.code}\n--- stdout ---\n${out}\n--- stderr ---\n${r.stderr}`;
+}
+
+/** Fails with the whole run (command, exit, stdout, stderr) when the exit code is not the expected one. */
+export function expectCode(r: CliResult, code: number, what: string): void {
+  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
+}
+
+/** validate's report: one `MARK NAME  message` line per check (every line must have that shape), optionally only one name's. */
+export function reportLines(r: CliResult, only?: string): { mark: string; name: string; text: string }[] {
+  const lines = r.stdout
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const m = /^([✓✗!]) (\S+)\s+(.*)$/.exec(l);
+      assert.ok(m, `validate printed a line that is not "✓|✗|! name message": ${JSON.stringify(l)}\n${describeRun(r)}`);
+      return { mark: m[1]!, name: m[2]!, text: m[3]! };
+    });
+  return only === undefined ? lines : lines.filter((l) => l.name === only);
 }

@@ -21,6 +21,7 @@ import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
 import { binPath, describeRun, repoRoot, runCli, type CliResult } from './cli';
+import { putMany } from './etcd-data';
 import { startEtcd, withEtcd, type EtcdCluster } from './harness';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -107,19 +108,6 @@ function rangeOf(prefix: string): { key: Buffer; range_end: Buffer } {
   return { key: Buffer.from(prefix), range_end: end };
 }
 
-async function putMany(client: Etcd3, records: { key: Buffer; value: Buffer }[]): Promise<void> {
-  const batches: { key: Buffer; value: Buffer }[][] = [];
-  for (let i = 0; i < records.length; i += 128) batches.push(records.slice(i, i + 128));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < batches.length) {
-        const b = batches[next++]!;
-        await client.kv.txn({ compare: [], success: b.map((r) => ({ request_put: { key: r.key, value: r.value } })), failure: [] });
-      }
-    }),
-  );
-}
 
 /** key → value (both hex) under a prefix. */
 async function contents(client: Etcd3, prefix: string): Promise<Map<string, string>> {

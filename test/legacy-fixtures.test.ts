@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { describeRun, fixturesDir, runCli, type CliResult } from './cli';
+import { expectCode, fixturesDir, runCli } from './cli';
 import { startEtcd, type EtcdCluster } from './harness';
 
 const FULL = path.join(fixturesDir, 'shield-go-sample.archive');
@@ -16,9 +16,6 @@ let client: Etcd3;
 let full: Buffer;
 let config: Buffer;
 
-function expectCode(r: CliResult, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
-}
 
 /** The fixture decoded independently of src/: [key, value] pairs in file order. */
 function parseLegacy(data: Buffer): [Buffer, Buffer][] {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Etcd3, type IRequestOp } from 'etcd3';
 import { scanArchive } from '../src/archive/read';
 import type { ArchiveHeader, KeyRecord } from '../src/archive/types';
-import { binPath, describeRun, repoRoot, runCli, type CliResult } from './cli';
+import { binPath, describeRun, expectCode, repoRoot, reportLines, runCli, type CliResult } from './cli';
 import { startEtcd, type EtcdCluster, type EtcdNode } from './harness';
 
 const KEYS = 24_000;
@@ -22,18 +22,7 @@ const PAGE_BYTES = '65536';
 let etcd: EtcdCluster;
 let tmp: string;
 
-function expectCode(r: CliResult, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
-}
 
-function reportLines(r: CliResult, name: string): { mark: string; text: string }[] {
-  return r.stdout
-    .toString('utf8')
-    .split('\n')
-    .map((l) => /^([✓✗!]) (\S+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && m[2] === name)
-    .map((m) => ({ mark: m[1]!, text: m[3]! }));
-}
 
 const key = (i: number) => `/big/${String(i).padStart(6, '0')}`;
 const valueOf = (i: number, gen: string) => `${gen}:${i}:`.padEnd(VALUE_BYTES, String.fromCharCode(97 + (i % 26)));

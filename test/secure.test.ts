@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLIENT_CN, makeCerts, OPENSSL, type CertSet } from './certs';
-import { describeRun, runCli, type CliResult } from './cli';
+import { describeRun, expectCode, reportLines, runCli, type CliResult } from './cli';
 import { startEtcd, type EtcdCluster } from './harness';
 
 const CERT = 'Certificate-Based Authentication';
@@ -35,18 +35,7 @@ async function run(args: string[], opts: { input?: Buffer; env?: Record<string, 
   return r;
 }
 
-function expectCode(r: CliResult, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
-}
 
-function reportLines(r: CliResult, name: string): { mark: string; text: string }[] {
-  return r.stdout
-    .toString('utf8')
-    .split('\n')
-    .map((l) => /^([✓✗!]) (\S+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && m[2] === name)
-    .map((m) => ({ mark: m[1]!, text: m[3]! }));
-}
 
 function line(r: CliResult, name: string): { mark: string; text: string } {
   const found = reportLines(r, name);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeCerts } from './certs';
-import { describeRun, fixturesDir, repoRoot, runCli, type CliResult } from './cli';
+import { describeRun, expectCode, fixturesDir, repoRoot, reportLines, runCli, type CliResult } from './cli';
 import { freePort, startEtcd, type EtcdCluster } from './harness';
 
 const MAGIC = '#etcd-shield-archive v1\n';
@@ -33,22 +33,7 @@ interface Info {
   fields: InfoField[];
 }
 
-function expectCode(r: CliResult, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
-}
 
-/** validate's report: one `MARK NAME  message` line per check. */
-function reportLines(r: CliResult): { mark: string; name: string; text: string }[] {
-  return r.stdout
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => {
-      const m = /^([✓✗!]) (\S+)\s+(.*)$/.exec(l);
-      assert.ok(m, `validate printed a line that is not "✓|✗|! name message": ${JSON.stringify(l)}\n${describeRun(r)}`);
-      return { mark: m[1]!, name: m[2]!, text: m[3]! };
-    });
-}
 
 /** Field names as info lists them (the original ten plus any added since); set by the top-level before(). */
 let infoFields: string[] = [];

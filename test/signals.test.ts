@@ -17,6 +17,7 @@ import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
 import { binPath, describeRun, repoRoot, runCli, type CliResult } from './cli';
+import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
 
 // ---------------------------------------------------------------------------
@@ -111,19 +112,6 @@ let cluster: EtcdCluster;
 let client: Etcd3;
 let tmp: string;
 
-async function putMany(records: { key: Buffer; value: Buffer }[]): Promise<void> {
-  const batches: { key: Buffer; value: Buffer }[][] = [];
-  for (let i = 0; i < records.length; i += 128) batches.push(records.slice(i, i + 128));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < batches.length) {
-        const b = batches[next++]!;
-        await client.kv.txn({ compare: [], success: b.map((r) => ({ request_put: { key: r.key, value: r.value } })), failure: [] });
-      }
-    }),
-  );
-}
 
 async function keysUnder(prefix: string): Promise<Map<string, string>> {
   const end = Buffer.from(prefix);
@@ -136,7 +124,7 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-shield-signals-'));
   cluster = await startEtcd({});
   client = new Etcd3({ hosts: cluster.url });
-  await putMany(Array.from({ length: BIG_KEYS }, (_, i) => ({ key: Buffer.from(`/big/${String(i).padStart(6, '0')}`), value: BIG_VALUE })));
+  await putMany(client, Array.from({ length: BIG_KEYS }, (_, i) => ({ key: Buffer.from(`/big/${String(i).padStart(6, '0')}`), value: BIG_VALUE })));
 });
 
 after(async () => {
@@ -269,7 +257,7 @@ function restoreArchive(): { file: string; records: KeyRecord[] } {
 async function resetRestoreArea(): Promise<void> {
   await client.delete().prefix('/rs/');
   await client.delete().prefix('/rs-outside');
-  await putMany([
+  await putMany(client, [
     ...Array.from({ length: 50 }, (_, i) => ({ key: Buffer.from(`/rs/extra-${i}`), value: Buffer.from('not in the archive') })),
     { key: Buffer.from('/rs-outside'), value: Buffer.from('outside the prefix') },
   ]);

@@ -12,7 +12,7 @@ export class Sink {
 
   constructor(
     private readonly stream: Writable,
-    private readonly name: string,
+    name: string,
   ) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       this.failure ??=

@@ -27,7 +27,6 @@ export async function planRestore(
   conn: Connection,
   path: string,
   scope: string,
-  _overwrite: boolean,
   signal?: AbortSignal,
 ): Promise<RestorePlan> {
   const plan: RestorePlan = { add: 0, update: 0, unchanged: 0, extra: 0, samples: { add: [], update: [] } };

@@ -76,7 +76,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
 
   if (opts.dryRun) {
     opts.onPhase?.('comparing the archive with the cluster');
-    result.plan = await planRestore(conn, path, scope, opts.overwrite, opts.signal);
+    result.plan = await planRestore(conn, path, scope, opts.signal);
     return result;
   }
 
