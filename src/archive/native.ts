@@ -32,6 +32,26 @@ const enum FrameType {
   Trailer = 0x54, // 'T'
 }
 
+// Revisions and versions fit in a double in practice; BigInt only for the rest
+// (lease ids use all 63 bits). This is on the per-record path, hence the care.
+const SMALL = /^\d{1,15}$/;
+
+function writeInt64(buf: Buffer, decimal: string, at: number): void {
+  if (SMALL.test(decimal)) {
+    const n = Number(decimal);
+    buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+    buf.writeUInt32BE(n % 0x1_0000_0000, at + 4);
+  } else {
+    buf.writeBigInt64BE(BigInt(decimal), at);
+  }
+}
+
+function readInt64(buf: Buffer, at: number): string {
+  const hi = buf.readUInt32BE(at);
+  if (hi < 0x200000) return String(hi * 0x1_0000_0000 + buf.readUInt32BE(at + 4));
+  return buf.readBigInt64BE(at).toString();
+}
+
 function jsonFrame(type: FrameType, value: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(value));
   const frame = Buffer.allocUnsafe(FRAME_HEADER + body.length);
@@ -69,10 +89,10 @@ export class NativeEncoder {
       buf.writeUInt32BE(r.key.length, o);
       o += 4;
       o += r.key.copy(buf, o);
-      buf.writeBigInt64BE(BigInt(r.createRevision), o);
-      buf.writeBigInt64BE(BigInt(r.modRevision), o + 8);
-      buf.writeBigInt64BE(BigInt(r.version), o + 16);
-      buf.writeBigInt64BE(BigInt(r.lease), o + 24);
+      writeInt64(buf, r.createRevision, o);
+      writeInt64(buf, r.modRevision, o + 8);
+      writeInt64(buf, r.version, o + 16);
+      writeInt64(buf, r.lease, o + 24);
       o += 32;
       o += r.value.copy(buf, o);
     }
@@ -84,9 +104,9 @@ export class NativeEncoder {
     const buf = Buffer.allocUnsafe(FRAME_HEADER + LEASE_SIZE);
     buf[0] = FrameType.Lease;
     buf.writeUInt32BE(LEASE_SIZE, 1);
-    buf.writeBigInt64BE(BigInt(l.id), 5);
-    buf.writeBigInt64BE(BigInt(l.grantedTtl), 13);
-    buf.writeBigInt64BE(BigInt(l.remainingTtl), 21);
+    writeInt64(buf, l.id, 5);
+    writeInt64(buf, l.grantedTtl, 13);
+    writeInt64(buf, l.remainingTtl, 21);
     this.leaseCount++;
     return this.track(buf);
   }
@@ -288,10 +308,10 @@ export class NativeDecoder implements ArchiveDecoder {
     const o = 4 + keyLen;
     const record: KeyRecord = {
       key,
-      createRevision: body.readBigInt64BE(o).toString(),
-      modRevision: body.readBigInt64BE(o + 8).toString(),
-      version: body.readBigInt64BE(o + 16).toString(),
-      lease: body.readBigInt64BE(o + 24).toString(),
+      createRevision: readInt64(body, o),
+      modRevision: readInt64(body, o + 8),
+      version: readInt64(body, o + 16),
+      lease: readInt64(body, o + 24),
       value: body.subarray(o + 32),
     };
     this.lastKey = key;
@@ -303,9 +323,9 @@ export class NativeDecoder implements ArchiveDecoder {
     if (body.length !== LEASE_SIZE) throw this.error(`lease ${this.leases + 1} ${where} has ${body.length} bytes, not ${LEASE_SIZE}`);
     this.leases++;
     return {
-      id: body.readBigInt64BE(0).toString(),
-      grantedTtl: body.readBigInt64BE(8).toString(),
-      remainingTtl: body.readBigInt64BE(16).toString(),
+      id: readInt64(body, 0),
+      grantedTtl: readInt64(body, 8),
+      remainingTtl: readInt64(body, 16),
     };
   }
 

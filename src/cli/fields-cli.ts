@@ -58,7 +58,7 @@ export function parseEndpointJson(text: string): Record<string, unknown> {
  * flags and etcdctl environment variables, with file paths read and
  * --user name:password split as etcdctl does.
  */
-export function rawFields(cmd: Command): { raw: Record<string, unknown>; face: 'shield' | 'cli' } {
+export function rawFields(cmd: Command): Record<string, unknown> {
   const opts = cmd.opts<Record<string, unknown>>();
   const fromCli = (f: (typeof FIELDS)[number]) =>
     f.cli.flags.map(attr).find((a) => opts[a] !== undefined && cmd.getOptionValueSource(a) === 'cli');
@@ -71,7 +71,7 @@ export function rawFields(cmd: Command): { raw: Record<string, unknown>; face: '
         'give every field inside the -e JSON, or drop -e and use flags',
       );
     }
-    return { raw: parseEndpointJson(opts.endpoint), face: 'shield' };
+    return parseEndpointJson(opts.endpoint);
   }
 
   const raw: Record<string, unknown> = {};
@@ -95,5 +95,5 @@ export function rawFields(cmd: Command): { raw: Record<string, unknown>; face: '
     const cert = raw.client_cert !== undefined || raw.client_key !== undefined;
     if (user || cert) raw.auth = user && cert ? 'both' : user ? 'rbac' : 'cert';
   }
-  return { raw, face: 'cli' };
+  return raw;
 }

@@ -123,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
   let signal: AbortSignal | undefined;
   const run = async (fn: (ctx: RunContext) => Promise<void>) => {
     signal = abortOnSignals((name) => process.stderr.write(`\n${TOOL_NAME}: ${name} received, stopping safely (again to quit at once)\n`));
-    await fn(stderrContext(debug, signal));
+    await fn(stderrContext(signal));
   };
   const program = buildProgram(run);
   if (argv.length <= 2) {

@@ -39,10 +39,7 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
     progress.stop();
     // Flush what was written: without a trailer, restore refuses it anyway.
     await sink.end().catch(() => undefined);
-    if (ctx.signal.aborted && !(err instanceof CancelledError)) {
-      throw new CancelledError('backup stopped by a signal; the archive is incomplete (no trailer) and restore will refuse it');
-    }
-    if (err instanceof CancelledError) {
+    if (ctx.signal.aborted || err instanceof CancelledError) {
       throw new CancelledError('backup stopped by a signal; the archive is incomplete (no trailer) and restore will refuse it');
     }
     throw err;

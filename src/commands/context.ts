@@ -5,20 +5,18 @@ import { rawFields } from '../cli/fields-cli';
 
 /** What every command gets: where to talk to the operator, and the stop signal. */
 export interface RunContext {
-  debug: boolean;
   signal: AbortSignal;
   /** A line for the operator, on stderr (stdout is for archives and reports). */
   say(line: string): void;
 }
 
-export function stderrContext(debug: boolean, signal: AbortSignal): RunContext {
-  return { debug, signal, say: (line) => process.stderr.write(`${line}\n`) };
+export function stderrContext(signal: AbortSignal): RunContext {
+  return { signal, say: (line) => process.stderr.write(`${line}\n`) };
 }
 
 /** Resolves this command's fields into a checked Config, warning about unknown keys. */
 export function configFrom(cmd: Command, ctx: RunContext): Config {
-  const { raw } = rawFields(cmd);
-  const { config, unknown } = resolveConfig(raw);
+  const { config, unknown } = resolveConfig(rawFields(cmd));
   warnUnknown(unknown, ctx);
   return config;
 }

@@ -20,8 +20,7 @@ function line(mark: string, name: string, message: string): string {
  * given) one line per connection check. Secrets are never printed.
  */
 export async function runValidate(cmd: Command, ctx: RunContext, offline: boolean): Promise<void> {
-  const { raw } = rawFields(cmd);
-  const types = checkTypes(raw);
+  const types = checkTypes(rawFields(cmd));
   warnUnknown(types.unknown, ctx);
   const { checks, config } = checkFields(types.fields);
   const bad = new Set(types.wrongType.map((c) => c.field));

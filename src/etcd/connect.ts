@@ -16,8 +16,6 @@ const SKIP_FAILED_MEMBER_MS = 5000;
 export interface Connection {
   client: Etcd3;
   config: Config;
-  /** Endpoints as the operator wrote them, for messages. */
-  describe: string;
   close(): void;
 }
 
@@ -81,7 +79,6 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   return {
     client,
     config,
-    describe: hosts.join(', '),
     close: () => client.close(),
   };
 }

@@ -2,6 +2,7 @@ import type { IKeyValue, IRangeResponse } from 'etcd3';
 import { CancelledError } from '../errors';
 import type { Connection } from './connect';
 import { explainEtcdError } from './explain';
+import { collectGarbageNow } from '../util/gc';
 
 export interface PageOptions {
   prefix: string;
@@ -172,6 +173,7 @@ async function sampleKeys(
     if (signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
     const r = await fetch(from, end, SAMPLE_PAGE_KEYS, revision, true);
     for (const kv of r.kvs) if (++seen % stride === 0) samples.push(Buffer.from(kv.key));
+    collectGarbageNow();
     from = r.more && r.kvs.length > 0 ? after(r.kvs[r.kvs.length - 1]!.key) : undefined;
   }
   return samples;
