@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ArchiveError, CancelledError, FileError } from '../errors';
-import { collectGarbageAfter } from '../util/gc';
 import { LegacyDecoder } from './legacy';
 import { MAGIC_PREFIX, NativeDecoder } from './native';
 import type { ArchiveDecoder, ArchiveFormat, ArchiveItem } from './types';
@@ -51,7 +50,6 @@ export async function scanArchive(
       bytes += chunk.length;
       const items = decoder.push(chunk);
       if (items.length) await visit(items);
-      collectGarbageAfter(chunk.length);
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code && !(err instanceof ArchiveError)) {

@@ -32,7 +32,7 @@ export interface Page {
   samples: number;
 }
 
-export const DEFAULT_PAGE_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_PAGE_BYTES = 3 * 1024 * 1024;
 const FIRST_LIMIT = 16;
 const MAX_LIMIT = 10_000;
 /** Pages whose largest key-value sizes the next page is planned from. */

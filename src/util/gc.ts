@@ -6,7 +6,7 @@
  * bin/etcd-shield starts node with --expose-gc; without it this does nothing.
  */
 const collect = (globalThis as { gc?: () => void }).gc;
-const EVERY_BYTES = 16 * 1024 * 1024;
+const EVERY_BYTES = 64 * 1024 * 1024;
 let since = 0;
 
 export function collectGarbageAfter(bytes: number): void {
