@@ -25,23 +25,28 @@ export function client(endpoints: string): Etcd3 {
   });
 }
 
-/** Grants the dataset's leases (with their fixed ids), then puts every key. */
-export async function load(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = LOADER_DEFAULTS): Promise<number> {
+/**
+ * Grants the dataset's leases (with their fixed ids), then sends one
+ * transaction per `opts.ops` keys, `opts.inFlight` at a time. Returns the
+ * number of transactions.
+ */
+async function sendAll(
+  etcd: Etcd3,
+  spec: DatasetSpec,
+  opts: LoadOptions,
+  send: (items: ReturnType<Dataset['item']>[]) => Promise<unknown>,
+): Promise<number> {
   const data = new Dataset(spec);
   await Promise.all(data.usedLeases().map((ID) => etcd.leaseClient.leaseGrant({ ID, TTL: LEASE_TTL })));
   const inFlight = new Set<Promise<unknown>>();
   let failure: unknown;
   let txns = 0;
   for (let i = 0; i < spec.keys; ) {
-    const success: IRequestOp[] = [];
-    for (const end = Math.min(spec.keys, i + opts.ops); i < end; i++) {
-      const { key, value, lease } = data.item(i);
-      success.push({ request_put: lease === '0' ? { key, value } : { key, value, lease } });
-    }
+    const items = [];
+    for (const end = Math.min(spec.keys, i + opts.ops); i < end; i++) items.push(data.item(i));
     while (inFlight.size >= opts.inFlight) await Promise.race(inFlight);
     if (failure) throw failure;
-    const p: Promise<unknown> = etcd.kv
-      .txn({ compare: [], success, failure: [] })
+    const p: Promise<unknown> = send(items)
       .catch((err: unknown) => (failure ??= err))
       .finally(() => inFlight.delete(p));
     inFlight.add(p);
@@ -50,6 +55,16 @@ export async function load(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = L
   await Promise.all(inFlight);
   if (failure) throw failure;
   return txns;
+}
+
+/** Puts every key through the etcd3 client's own transaction encoding. */
+export async function load(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = LOADER_DEFAULTS): Promise<number> {
+  return sendAll(etcd, spec, opts, (items) => {
+    const success: IRequestOp[] = items.map(({ key, value, lease }) => ({
+      request_put: lease === '0' ? { key, value } : { key, value, lease },
+    }));
+    return etcd.kv.txn({ compare: [], success, failure: [] });
+  });
 }
 
 function varint(out: number[], n: number): void {
@@ -98,8 +113,6 @@ function varintLen(n: number): number {
 
 /** The raw loader: same batches and window as load(), hand-encoded, through etcd3's connection pool. */
 export async function loadRaw(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = LOADER_DEFAULTS): Promise<number> {
-  const data = new Dataset(spec);
-  await Promise.all(data.usedLeases().map((ID) => etcd.leaseClient.leaseGrant({ ID, TTL: LEASE_TTL })));
   const pool = (etcd as unknown as { pool: { withConnection<R>(s: 'KV', fn: (a: { client: Client; metadata: Metadata }) => Promise<R>): Promise<R> } }).pool;
   const txn = (req: Buffer) =>
     pool.withConnection('KV', ({ client: c, metadata }) =>
@@ -109,23 +122,7 @@ export async function loadRaw(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions 
         ),
       ),
     );
-  const inFlight = new Set<Promise<unknown>>();
-  let failure: unknown;
-  let txns = 0;
-  for (let i = 0; i < spec.keys; ) {
-    const items = [];
-    for (const end = Math.min(spec.keys, i + opts.ops); i < end; i++) items.push(data.item(i));
-    while (inFlight.size >= opts.inFlight) await Promise.race(inFlight);
-    if (failure) throw failure;
-    const p: Promise<unknown> = txn(encodePuts(items))
-      .catch((err: unknown) => (failure ??= err))
-      .finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    txns++;
-  }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
-  return txns;
+  return sendAll(etcd, spec, opts, (items) => txn(encodePuts(items)));
 }
 
 function arg(name: string, fallback?: string): string {

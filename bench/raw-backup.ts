@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import type { Client, Metadata } from '@grpc/grpc-js';
+import { boundaryAfter } from '../src/etcd/pages';
 import { client } from './loader';
 
 const MAGIC = Buffer.from('#etcd-shield-archive v1\n');
@@ -289,18 +290,8 @@ async function main(): Promise<void> {
   const stride = Number(arg('stride', '1000'));
   const maxLimit = Number(arg('max-limit', '10000'));
   const boundaries = bounded && page.more && page.lastKey ? await sampleKeys(range, after(page.lastKey), revision, stride) : [];
-  /** range_end for a page of `limit` keys from start: a boundary about limit + stride keys on, or the end. */
-  const boundAfter = (start: Buffer, limit: number): Buffer => {
-    let lo = 0;
-    let hi = boundaries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (Buffer.compare(boundaries[mid]!, start) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    const j = lo + Math.ceil(limit / stride);
-    return j < boundaries.length ? boundaries[j]! : zero;
-  };
+  /** range_end for a page of `limit` keys from start: a sample about limit + stride keys on, or the end. */
+  const boundAfter = (start: Buffer, limit: number): Buffer => boundaryAfter(boundaries, start, limit, stride) ?? zero;
   let start: Buffer | undefined = page.more && page.lastKey ? after(page.lastKey) : undefined;
   const ahead = Number(arg('ahead', '1'));
   if (ahead > 1 && boundaries.length && start) {

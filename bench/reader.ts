@@ -10,6 +10,7 @@
 // boundary about one page further), so etcd 3.4 walks its index over about
 // one page per request instead of over everything after the start key.
 import type { Etcd3 } from 'etcd3';
+import { boundaryAfter } from '../src/etcd/pages';
 import { client } from './loader';
 
 function arg(name: string, fallback: string): string {
@@ -33,19 +34,6 @@ export async function sampleKeys(etcd: Etcd3, from: Buffer, revision: string, st
   return out;
 }
 
-/** The boundary about `keys` keys past start (binary search), or the end of the keyspace. */
-export function boundAfter(boundaries: Buffer[], start: Buffer, keys: number, stride: number): Buffer {
-  let lo = 0;
-  let hi = boundaries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (Buffer.compare(boundaries[mid]!, start) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  const j = lo + Math.ceil(keys / stride);
-  return j < boundaries.length ? boundaries[j]! : ZERO;
-}
-
 async function main(): Promise<void> {
   const etcd = client(arg('endpoints', 'http://127.0.0.1:2379'));
   const limit = Number(arg('limit', '2000'));
@@ -65,7 +53,7 @@ async function main(): Promise<void> {
     let next: ReturnType<typeof etcd.kv.range> | undefined;
     let end: Buffer = ZERO;
     if (start) {
-      end = boundaries.length ? boundAfter(boundaries, start, limit, stride) : ZERO;
+      end = boundaryAfter(boundaries, start, limit, stride) ?? ZERO;
       next = etcd.kv.range({ key: start, range_end: end, limit, revision, serializable });
     }
     for (const kv of r.kvs) bytes += kv.key.length + kv.value.length;
