@@ -133,9 +133,10 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
     // if they are all the scope holds, nothing is stale and the scan is skipped.
     if (opts.overwrite && (await countKeys(conn, scope)).count !== writer.stats.puts) {
       opts.onPhase?.('removing keys the archive does not hold');
+      const stale = BigInt(startRevision);
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
         for (const kv of page.kvs) {
-          if (BigInt(kv.mod_revision) <= BigInt(startRevision)) await writer.delete(kv.key);
+          if (BigInt(kv.mod_revision) <= stale) await writer.delete(kv.key);
         }
       }
       await writer.flush();
