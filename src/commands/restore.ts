@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import type { Config } from '../config/config';
 import { CancelledError, FileError } from '../errors';
 import { connect } from '../etcd/connect';
@@ -24,7 +23,6 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   const start = process.hrtime.bigint();
   await withTempDir(async (dir) => {
     const path = opts.in ?? (await spoolStdin(dir, ctx.signal));
-    if (opts.in) await ensureReadable(opts.in);
     const conn = connect(config);
     const progress = new Progress();
     try {
@@ -53,19 +51,6 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
     } finally {
       conn.close();
     }
-  });
-}
-
-async function ensureReadable(path: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const s = createReadStream(path, { start: 0, end: 0 });
-    s.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new FileError(`cannot read archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions')),
-    );
-    s.on('open', () => {
-      s.destroy();
-      resolve();
-    });
   });
 }
 

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { scanArchive } from '../archive/read';
 import { hasPrefix } from '../archive/keys';
 import { ArchiveSummary, verifyArchive } from '../archive/verify';
-import { ArchiveError, CancelledError, ConfigError, ShieldError } from '../errors';
+import { ArchiveError, CancelledError, ConfigError, FileError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { countKeys, readPages } from '../etcd/pages';
@@ -69,7 +69,9 @@ export function restoreScope(restorePrefix: string, archivePrefix: string): stri
 export async function restore(conn: Connection, path: string, opts: RestoreOptions): Promise<RestoreSummary> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   opts.onPhase?.('verifying the archive');
-  const before = await stat(path);
+  const before = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    throw new FileError(`cannot read archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
+  });
   const archive = await verifyArchive(path, opts.prefix, opts.signal);
   const scope = restoreScope(opts.prefix, archive.header?.prefix ?? '');
   const result: RestoreSummary = { archive, scope, written: 0, deleted: 0, leasesGranted: 0 };
