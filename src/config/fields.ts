@@ -182,9 +182,3 @@ export const FIELDS: readonly FieldSpec[] = [
     cli: { flags: ['prefix'], value: 'prefix' },
   },
 ];
-
-export function fieldByName(name: string): FieldSpec {
-  const field = FIELDS.find((f) => f.name === name);
-  if (!field) throw new Error(`no such field: ${name}`);
-  return field;
-}
