@@ -31,7 +31,9 @@ const SERVER_REFUSED_EXPIRED_CERT = /alert certificate expired|SSL alert number 
 const SERVER_CERT_UNTRUSTED = /unable to verify the first certificate|unable to get local issuer certificate|unable to get issuer certificate|self[- ]signed certificate|certificate signature failure|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT/i;
 const SERVER_CERT_EXPIRED = /certificate has expired|CERT_HAS_EXPIRED|certificate is not yet valid/i;
 const SERVER_CERT_WRONG_NAME = /altnames|ERR_TLS_CERT_ALTNAME_INVALID/i;
-const SERVER_NOT_TLS = /disconnected before secure TLS connection|wrong version number|packet length too long|http request/i;
+// A plain-http etcd answers a TLS ClientHello with bytes that are not TLS, or
+// simply resets the connection; which one the client sees is a race.
+const SERVER_NOT_TLS = /disconnected before secure TLS connection|wrong version number|packet length too long|http request|read ECONNRESET/i;
 
 function certName(pem: string | undefined): string {
   if (!pem) return '';
