@@ -10,7 +10,7 @@
 // boundary about one page further), so etcd 3.4 walks its index over about
 // one page per request instead of over everything after the start key.
 import type { Etcd3 } from 'etcd3';
-import { boundaryAfter } from '../src/etcd/pages';
+import { segmentEnd } from '../src/etcd/pages';
 import { client } from './loader';
 
 function arg(name: string, fallback: string): string {
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     let next: ReturnType<typeof etcd.kv.range> | undefined;
     let end: Buffer = ZERO;
     if (start) {
-      end = boundaryAfter(boundaries, start, limit, stride) ?? ZERO;
+      end = segmentEnd(boundaries, start, limit, stride) ?? ZERO;
       next = etcd.kv.range({ key: start, range_end: end, limit, revision, serializable });
     }
     for (const kv of r.kvs) bytes += kv.key.length + kv.value.length;

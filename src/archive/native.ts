@@ -8,6 +8,7 @@ import type {
   ArchiveTrailer,
   KeyRecord,
   LeaseRecord,
+  RecordTable,
 } from './types';
 
 /**
@@ -77,26 +78,24 @@ export class NativeEncoder {
   }
 
   /** Encodes a batch of records into one buffer: one allocation per page. */
-  records(records: readonly KeyRecord[]): Buffer {
+  records(records: readonly KeyRecord[] | RecordTable): Buffer {
+    const table = isTable(records) ? records : tableOf(records);
     let size = 0;
-    for (const r of records) size += FRAME_HEADER + RECORD_FIXED + r.key.length + r.value.length;
+    for (let i = 0; i < table.length; i++) size += FRAME_HEADER + RECORD_FIXED + table.keyLength(i) + table.valueLength(i);
     const buf = Buffer.allocUnsafe(size);
     let o = 0;
-    for (const r of records) {
+    for (let i = 0; i < table.length; i++) {
+      const keyLength = table.keyLength(i);
       buf[o] = FrameType.Record;
-      buf.writeUInt32BE(RECORD_FIXED + r.key.length + r.value.length, o + 1);
-      o += FRAME_HEADER;
-      buf.writeUInt32BE(r.key.length, o);
-      o += 4;
-      o += r.key.copy(buf, o);
-      writeInt64(buf, r.createRevision, o);
-      writeInt64(buf, r.modRevision, o + 8);
-      writeInt64(buf, r.version, o + 16);
-      writeInt64(buf, r.lease, o + 24);
+      buf.writeUInt32BE(RECORD_FIXED + keyLength + table.valueLength(i), o + 1);
+      buf.writeUInt32BE(keyLength, o + FRAME_HEADER);
+      o += FRAME_HEADER + 4;
+      o += table.copyKey(i, buf, o);
+      table.writeInt64s(i, buf, o);
       o += 32;
-      o += r.value.copy(buf, o);
+      o += table.copyValue(i, buf, o);
     }
-    this.recordCount += records.length;
+    this.recordCount += table.length;
     return this.track(buf);
   }
 
@@ -115,6 +114,25 @@ export class NativeEncoder {
     const trailer: ArchiveTrailer = { records: this.recordCount, leases: this.leaseCount, sha256: this.hash.digest('hex') };
     return jsonFrame(FrameType.Trailer, trailer);
   }
+}
+
+const isTable = (r: readonly KeyRecord[] | RecordTable): r is RecordTable => !Array.isArray(r);
+
+function tableOf(records: readonly KeyRecord[]): RecordTable {
+  return {
+    length: records.length,
+    keyLength: (i) => records[i]!.key.length,
+    valueLength: (i) => records[i]!.value.length,
+    copyKey: (i, target, at) => records[i]!.key.copy(target, at),
+    copyValue: (i, target, at) => records[i]!.value.copy(target, at),
+    writeInt64s: (i, target, at) => {
+      const r = records[i]!;
+      writeInt64(target, r.createRevision, at);
+      writeInt64(target, r.modRevision, at + 8);
+      writeInt64(target, r.version, at + 16);
+      writeInt64(target, r.lease, at + 24);
+    },
+  };
 }
 
 type Stage = 'magic' | 'header' | 'records' | 'leases' | 'done';

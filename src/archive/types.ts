@@ -9,6 +9,20 @@ export interface KeyRecord {
   lease: string;
 }
 
+/**
+ * Key-values to frame, read by index: a page of them needs no object per
+ * key (etcd replies are framed straight from the reply's bytes).
+ */
+export interface RecordTable {
+  readonly length: number;
+  keyLength(i: number): number;
+  valueLength(i: number): number;
+  copyKey(i: number, target: Buffer, at: number): number;
+  copyValue(i: number, target: Buffer, at: number): number;
+  /** Create revision, mod revision, version and lease as four big-endian int64s. */
+  writeInt64s(i: number, target: Buffer, at: number): void;
+}
+
 export interface LeaseRecord {
   id: string;
   /** TTL the lease was granted with, in seconds. */

@@ -1,9 +1,9 @@
-import type { IKeyValue } from 'etcd3';
 import { NativeEncoder } from '../archive/native';
-import type { KeyRecord, LeaseRecord } from '../archive/types';
+import type { LeaseRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { readPages } from '../etcd/pages';
+import { Int64Field } from '../etcd/range-codec';
 import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
@@ -29,17 +29,6 @@ export interface BackupSummary {
 }
 
 const LEASE_QUERY_CONCURRENCY = 16;
-
-export function toRecord(kv: IKeyValue): KeyRecord {
-  return {
-    key: kv.key,
-    value: kv.value,
-    createRevision: kv.create_revision,
-    modRevision: kv.mod_revision,
-    version: kv.version,
-    lease: kv.lease,
-  };
-}
 
 /**
  * One consistent backup: every page is read at the revision of the first,
@@ -68,8 +57,9 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
         }),
       );
     }
-    for (const kv of page.kvs) if (kv.lease !== '0') leaseIds.add(kv.lease);
-    await sink.write(encoder.records(page.kvs.map(toRecord)));
+    const kvs = page.kvs;
+    for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leaseIds.add(kvs.int64(i, Int64Field.Lease));
+    await sink.write(encoder.records(kvs));
     keys += page.kvs.length;
     opts.onProgress?.(keys, page.total);
     collectGarbageAfter(page.bytes);

@@ -27,7 +27,7 @@ export async function writeLegacy(
       for await (const page of pages) {
         revision ||= page.revision;
         let text = '';
-        for (let i = page.kvs.length - 1; i >= 0; i--) text += encodeLegacyLine(page.kvs[i]!.key, page.kvs[i]!.value);
+        for (let i = page.kvs.length - 1; i >= 0; i--) text += encodeLegacyLine(page.kvs.key(i), page.kvs.value(i));
         const buf = Buffer.from(text, 'latin1');
         await spool.write(buf, 0, buf.length, at);
         chunks.push({ at, length: buf.length });

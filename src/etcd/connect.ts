@@ -16,6 +16,8 @@ const SKIP_FAILED_MEMBER_MS = 5000;
 export interface Connection {
   client: Etcd3;
   config: Config;
+  /** Runs a request under the connection's retry policy (what etcd3 applies to its own calls). */
+  retrying<T>(call: () => Promise<T>): Promise<T>;
   close(): void;
 }
 
@@ -59,12 +61,14 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   if (config.username !== undefined && config.password !== undefined) {
     options.auth = { username: config.username, password: config.password };
   }
+  let global: Policy = NO_POLICY;
   if (opts.retry === false) {
-    options.faultHandling = { global: NO_POLICY, host: () => NO_POLICY } as unknown as IOptions['faultHandling'];
+    options.faultHandling = { global, host: () => NO_POLICY } as unknown as IOptions['faultHandling'];
   } else {
     const members = new MemberHealth(hosts, warn);
+    global = new RetryPolicy(opts.attempts ?? ATTEMPTS);
     options.faultHandling = {
-      global: new RetryPolicy(opts.attempts ?? ATTEMPTS),
+      global,
       host: (host: string) => members.policyFor(host),
     } as unknown as IOptions['faultHandling'];
   }
@@ -79,6 +83,7 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   return {
     client,
     config,
+    retrying: (call) => global.execute(call),
     close: () => client.close(),
   };
 }

@@ -1,8 +1,8 @@
-import type { IKeyValue, IRangeResponse } from 'etcd3';
 import { CancelledError } from '../errors';
 import type { Connection } from './connect';
 import { explainEtcdError } from './explain';
-import { collectGarbageNow } from '../util/gc';
+import { range as rangeRequest } from './range';
+import type { KeyValues, RangeReply } from './range-codec';
 
 export interface PageOptions {
   prefix: string;
@@ -19,7 +19,7 @@ export interface PageOptions {
 }
 
 export interface Page {
-  kvs: IKeyValue[];
+  kvs: KeyValues;
   /** The revision every page is pinned at. */
   revision: string;
   clusterId: string;
@@ -52,19 +52,9 @@ export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } 
   return { key, range_end: Buffer.from([0]) }; // all 0xff: to the end of the keyspace
 }
 
-export function pageBytesOf(kvs: readonly IKeyValue[]): { bytes: number; largest: number } {
-  let bytes = 0;
-  let largest = 0;
-  for (const kv of kvs) {
-    const n = kv.key.length + (kv.value?.length ?? 0);
-    bytes += n;
-    if (n > largest) largest = n;
-  }
-  return { bytes, largest };
-}
-
 const ZERO = Buffer.from([0]);
 const after = (key: Buffer) => Buffer.concat([key, ZERO]);
+const lastKey = (kvs: KeyValues) => kvs.key(kvs.length - 1);
 
 /**
  * etcd 3.4 walks its index from a request's start key to its range_end on
@@ -74,14 +64,18 @@ const after = (key: Buffer) => Buffer.concat([key, ZERO]);
  * ends at a sampled key about a page ahead. Below it, the pass costs more
  * than it saves (docs/performance.md).
  */
-const SAMPLE_ABOVE_PAGES = 100;
-const STRIDE = 1000;
+const SAMPLE_ABOVE_PAGES = 20;
+const STRIDE = 250;
 const SAMPLE_PAGE_KEYS = 50_000;
 /** Keys-only pages carry no values, so they can hold more keys. */
 const MAX_KEYS_ONLY_LIMIT = 50_000;
 
-/** The first sampled key at least `keys` keys past start, or undefined past the last sample. */
-export function boundaryAfter(samples: readonly Buffer[], start: Buffer, keys: number, stride = STRIDE): Buffer | undefined {
+/**
+ * Where a page from start should end so that it holds at most `keys` keys:
+ * the farthest sample that close (but at least the next one), or undefined
+ * past the last sample.
+ */
+export function segmentEnd(samples: readonly Buffer[], start: Buffer, keys: number, stride = STRIDE): Buffer | undefined {
   let lo = 0;
   let hi = samples.length;
   while (lo < hi) {
@@ -89,71 +83,88 @@ export function boundaryAfter(samples: readonly Buffer[], start: Buffer, keys: n
     if (Buffer.compare(samples[mid]!, start) <= 0) lo = mid + 1;
     else hi = mid;
   }
-  return samples[lo + Math.ceil(keys / stride)];
+  // samples[lo] is the first past start, so samples[lo - 1 + m] is at most m strides away.
+  return samples[lo - 1 + Math.max(1, Math.floor(keys / stride))];
 }
 
+/** Requests in flight at once when sampled boundaries make pages independent. */
+const SEGMENTS_AHEAD = 2;
+
 /**
- * Reads every key under the prefix as of one revision, page by page. The
- * request for the next page is sent before the current one is handed over,
- * so etcd works while the caller encodes.
+ * Reads every key under the prefix as of one revision, page by page. Later
+ * pages are requested before the current one is handed over, so etcd works
+ * while the caller encodes: one ahead when each page starts after the last
+ * key of the one before, SEGMENTS_AHEAD when sampled boundaries say where
+ * pages start.
  */
 export async function* readPages(conn: Connection, opts: PageOptions): AsyncGenerator<Page> {
   const budget = opts.pageBytes ?? DEFAULT_PAGE_BYTES;
   const keysOnly = opts.keysOnly ?? false;
   const maxLimit = keysOnly ? MAX_KEYS_ONLY_LIMIT : MAX_LIMIT;
   const range = prefixRange(opts.prefix);
-  const fetch = (key: Buffer, end: Buffer, limit: number, revision?: string, onlyKeys = keysOnly): Promise<IRangeResponse> =>
-    conn.client.kv.range({ key, range_end: end, limit, revision, keys_only: onlyKeys }).catch((err: unknown) => {
+  const fetch = (key: Buffer, end: Buffer, limit: number, revision?: string, onlyKeys = keysOnly): Promise<RangeReply> =>
+    rangeRequest(conn, { key, rangeEnd: end, limit, revision, keysOnly: onlyKeys }).catch((err: unknown) => {
       throw explainEtcdError(err, { config: conn.config, action: 'read', prefix: opts.prefix });
     });
 
+  const first = await fetch(range.key, range.range_end, FIRST_LIMIT, opts.revision);
+  const revision = opts.revision ?? first.revision;
+  const total = first.count;
+  const stride = opts.sampleStride ?? STRIDE;
+  const expectedPages = total / Math.min(maxLimit, Math.max(1, Math.floor(budget / Math.max(1, first.kvs.largest))));
+  const samples =
+    !keysOnly && first.more && expectedPages > (opts.sampleAbovePages ?? SAMPLE_ABOVE_PAGES) && first.kvs.length > 0
+      ? await sampleKeys(after(lastKey(first.kvs)), range.range_end, revision, stride, fetch, opts.signal)
+      : [];
+
+  // etcd has no byte limit on a range, only a key count. Each request is
+  // planned as if every key were as large as the largest seen lately, growing
+  // at most 4x a request, so a run of big values after small ones cannot turn
+  // into a huge response.
   let limit = FIRST_LIMIT;
   const recentLargest: number[] = [];
+
+  /** Requests in flight, in key order; each covers [its start, end). */
+  const queue: { end: Buffer; reply: Promise<RangeReply> }[] = [];
+  const request = (start: Buffer, end: Buffer, front = false) => {
+    const reply = fetch(start, end, limit, revision);
+    // Failure is reported when the page is awaited; don't let it go unhandled meanwhile.
+    reply.catch(() => undefined);
+    if (front) queue.unshift({ end, reply });
+    else queue.push({ end, reply });
+  };
+  /** Where the first segment not yet requested starts (sampled ranges only). */
+  let unrequested: Buffer | undefined;
+  const fillAhead = () => {
+    while (unrequested && queue.length < SEGMENTS_AHEAD) {
+      const end = segmentEnd(samples, unrequested, limit, stride) ?? range.range_end;
+      request(unrequested, end);
+      unrequested = end === range.range_end ? undefined : end;
+    }
+  };
+
+  let reply = first;
   let end = range.range_end;
-  let response = await fetch(range.key, end, limit, opts.revision);
-  const revision = opts.revision ?? response.header.revision;
-  const total = Number(response.count);
-  const stride = opts.sampleStride ?? STRIDE;
-  const firstLargest = pageBytesOf(response.kvs).largest;
-  const expectedPages = total / Math.min(maxLimit, Math.max(1, Math.floor(budget / Math.max(1, firstLargest))));
-  const samples =
-    !keysOnly && response.more && expectedPages > (opts.sampleAbovePages ?? SAMPLE_ABOVE_PAGES) && response.kvs.length > 0
-      ? await sampleKeys(after(response.kvs[response.kvs.length - 1]!.key), range.range_end, revision, stride, fetch, opts.signal)
-      : [];
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
-    const kvs = response.kvs;
-    const { bytes, largest } = pageBytesOf(kvs);
-    // More keys before `end`: go on after the last one; none: go on from `end`, unless it is the range's end.
-    const start = response.more && kvs.length > 0 ? after(kvs[kvs.length - 1]!.key) : end !== range.range_end ? end : undefined;
-    let next: Promise<IRangeResponse> | undefined;
-    if (start) {
-      // etcd has no byte limit on a range, only a key count. Plan the next
-      // page as if every key were as large as the largest seen lately, and
-      // grow at most 4x a page, so a run of big values after small ones
-      // cannot turn into a huge response.
-      if (kvs.length > 0) {
-        recentLargest.push(largest);
-        if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
-      }
-      const perKey = Math.max(1, ...recentLargest);
-      limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / perKey)));
-      end = boundaryAfter(samples, start, limit, stride) ?? range.range_end;
-      next = fetch(start, end, limit, revision);
-      // Failure is reported when the page is awaited; don't let it go unhandled meanwhile.
-      next.catch(() => undefined);
+    const kvs = reply.kvs;
+    if (kvs.length > 0) {
+      recentLargest.push(kvs.largest);
+      if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
     }
-    yield {
-      kvs,
-      revision,
-      clusterId: response.header.cluster_id,
-      memberId: response.header.member_id,
-      total,
-      bytes,
-      samples: samples.length,
-    };
+    limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
+    // The rest of this request's span comes next; with samples, the first
+    // reply's rest is split into segments instead.
+    if (reply.more && kvs.length > 0) {
+      if (reply === first && samples.length > 0) unrequested = after(lastKey(kvs));
+      else request(after(lastKey(kvs)), end, true);
+    }
+    fillAhead();
+    yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, samples: samples.length };
+    const next = queue.shift();
     if (!next) return;
-    response = await next;
+    end = next.end;
+    reply = await next.reply;
   }
 }
 
@@ -163,7 +174,7 @@ async function sampleKeys(
   end: Buffer,
   revision: string,
   stride: number,
-  fetch: (key: Buffer, end: Buffer, limit: number, revision: string, keysOnly: boolean) => Promise<IRangeResponse>,
+  fetch: (key: Buffer, end: Buffer, limit: number, revision: string, keysOnly: boolean) => Promise<RangeReply>,
   signal?: AbortSignal,
 ): Promise<Buffer[]> {
   const samples: Buffer[] = [];
@@ -172,9 +183,8 @@ async function sampleKeys(
   while (from) {
     if (signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
     const r = await fetch(from, end, SAMPLE_PAGE_KEYS, revision, true);
-    for (const kv of r.kvs) if (++seen % stride === 0) samples.push(Buffer.from(kv.key));
-    collectGarbageNow();
-    from = r.more && r.kvs.length > 0 ? after(r.kvs[r.kvs.length - 1]!.key) : undefined;
+    for (let i = 0; i < r.kvs.length; i++) if (++seen % stride === 0) samples.push(Buffer.from(r.kvs.key(i)));
+    from = r.more && r.kvs.length > 0 ? after(lastKey(r.kvs)) : undefined;
   }
   return samples;
 }

@@ -6,6 +6,7 @@ import { ArchiveError, CancelledError, ConfigError, FileError, ShieldError } fro
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { countKeys, readPages } from '../etcd/pages';
+import { Int64Field } from '../etcd/range-codec';
 import { mapLimit } from '../util/concurrency';
 import { planRestore, RestorePlan } from './plan';
 import { BatchLimits, BatchWriter, DEFAULT_LIMITS, WriterStats } from './writer';
@@ -137,8 +138,9 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
       opts.onPhase?.('removing keys the archive does not hold');
       const stale = BigInt(startRevision);
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
-        for (const kv of page.kvs) {
-          if (BigInt(kv.mod_revision) <= stale) await writer.delete(kv.key);
+        const kvs = page.kvs;
+        for (let i = 0; i < kvs.length; i++) {
+          if (BigInt(kvs.int64(i, Int64Field.ModRevision)) <= stale) await writer.delete(Buffer.from(kvs.key(i)));
         }
       }
       await writer.flush();
