@@ -227,6 +227,31 @@ test('etcd killed and restarted mid-backup: success with a correct archive, or a
   assert.equal(digest(await archiveContents(again.stdout)), digest(expected), 'the re-run archive is not the keyspace');
 });
 
+test('with RBAC, the auth token expires while a backup waits for its reader: the backup logs in again and completes', { timeout: 120_000 }, async () => {
+  const user = { name: 'reader', password: 'Reader-pw-3071' };
+  const etcd = await startEtcd({
+    rbac: { rootPassword: 'Root-pw-5512', users: [{ ...user, readPrefix: '/big/' }] },
+    // etcd forgets a simple token unused for this many seconds (a restart does not: it replays the login).
+    extraArgs: ['--auth-token-ttl', '1'],
+  });
+  const root = new Etcd3({ hosts: etcd.url, auth: { username: 'root', password: 'Root-pw-5512' }, grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 } });
+  try {
+    // Enough data that the backup is still reading when its output is held.
+    await putMany(root, Array.from({ length: 40_000 }, (_, i) => ({ key: Buffer.from(`/big/${String(i).padStart(6, '0')}`), value: Buffer.alloc(200, `${i % 7}`) })));
+    const expected = await contents(root, '/big/');
+    const run = startCli([...backupArgs(etcd.url), '--username', `${user.name}:${user.password}`], true);
+    await run.firstBytes;
+    await sleep(3000);
+    run.child.stdout.resume();
+    const r = await run.exit;
+    assert.equal(r.code, 0, describeRun(r));
+    assert.equal(digest(await archiveContents(r.stdout)), digest(expected), 'the archive is not the keyspace');
+  } finally {
+    root.close();
+    await etcd.stop();
+  }
+});
+
 const RS_KEYS = 20_000;
 function restoreRecords(prefix: string, n = RS_KEYS): KeyRecord[] {
   return Array.from({ length: n }, (_, i) => rec(`${prefix}k${String(i).padStart(6, '0')}`, `archived ${i} `.padEnd(100, '.')));
