@@ -1,6 +1,6 @@
 // Runs the real CLI (bin/etcd-shield) as a child process, the way SHIELD and operators do.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -40,11 +40,11 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
-/** The inherited environment without etcdctl settings or DEBUG, which would change what the CLI does. */
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+/** The inherited environment without etcd(ctl) settings or DEBUG, which would change what the CLI does. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCDCTL_') || k === 'DEBUG' || k.startsWith('SHIELD_')) continue;
+    if (k.startsWith('ETCDCTL_') || k.startsWith('ETCD_') || k === 'DEBUG' || k.startsWith('SHIELD_')) continue;
     env[k] = v;
   }
   return { ...env, ...extra };
@@ -84,6 +84,75 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   });
 }
 
+/** A CLI child that a test can hold, signal and read while it runs. */
+export interface RunningCli {
+  child: ChildProcessWithoutNullStreams;
+  stdout: Buffer[];
+  stdoutBytes(): number;
+  stderr(): string;
+  /** Resolves with the first stdout chunk (stdout is then paused with holdStdout). */
+  firstBytes: Promise<void>;
+  /** Resolves once stderr matches, or when the CLI exits without it. */
+  waitStderr(re: RegExp): Promise<void>;
+  exit: Promise<CliResult>;
+}
+
+const live = new Set<ChildProcessWithoutNullStreams>();
+process.on('exit', killStartedClis);
+
+/** SIGKILLs every CLI from startCli that is still running (for after hooks). */
+export function killStartedClis(): void {
+  for (const c of live) c.kill('SIGKILL');
+}
+
+/** Starts the CLI without waiting for it; stdin stays open for the test to write to. */
+export function startCli(args: string[], opts: { env?: Record<string, string>; holdStdout?: boolean } = {}): RunningCli {
+  const child = spawn(process.execPath, [binPath, ...args], { cwd: repoRoot, env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  const stdout: Buffer[] = [];
+  let err = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  child.stderr.on('data', (b: Buffer) => {
+    err += b.toString('utf8');
+    for (const w of [...waiters]) {
+      if (w.re.test(err)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  });
+  const firstBytes = new Promise<void>((resolve) => {
+    child.stdout.once('data', (b: Buffer) => {
+      stdout.push(b);
+      if (opts.holdStdout) child.stdout.pause();
+      child.stdout.on('data', (more: Buffer) => stdout.push(more));
+      resolve();
+    });
+  });
+  child.stdin.on('error', () => undefined);
+  const exit = new Promise<CliResult>((resolve) => {
+    child.once('close', (code, signal) => {
+      live.delete(child);
+      for (const w of waiters) w.resolve();
+      resolve({ code: code ?? -1, stdout: Buffer.concat(stdout), stderr: err + (signal ? `\n[test] died of ${signal}` : '') });
+    });
+  });
+  return {
+    child,
+    stdout,
+    stdoutBytes: () => stdout.reduce((n, b) => n + b.length, 0),
+    stderr: () => err,
+    firstBytes,
+    waitStderr: (re) =>
+      re.test(err)
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            waiters.push({ re, resolve });
+          }),
+    exit,
+  };
+}
+
 /** A one-line description of a run, for assertion messages. */
 export function describeRun(r: CliResult): string {
   const out = r.stdout.length > 2000 ? `${r.stdout.subarray(0, 2000).toString('utf8')}…` : r.stdout.toString('utf8');
@@ -93,6 +162,12 @@ export function describeRun(r: CliResult): string {
 /** Fails with the whole run (command, exit, stdout, stderr) when the exit code is not the expected one. */
 export function expectCode(r: CliResult, code: number, what: string): void {
   assert.equal(r.code, code, `${what}: expected exit ${code}\n${describeRun(r)}`);
+}
+
+/** The CLI failed the way it should: a handled error, no stack trace. */
+export function assertNoCrash(r: CliResult, context: string): void {
+  assert.doesNotMatch(r.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${context}: a stack trace on stderr\n${describeRun(r)}`);
+  assert.doesNotMatch(r.stderr, /unexpected error/i, `${context}: not a handled error\n${describeRun(r)}`);
 }
 
 /** validate's report: one `MARK NAME  message` line per check (every line must have that shape), optionally only one name's. */

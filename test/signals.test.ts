@@ -7,7 +7,7 @@
 // test (first archive bytes, first restored key, its spool file).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,89 +16,9 @@ import { MAGIC, NativeEncoder } from '../src/archive/native';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
-import { binPath, describeRun, repoRoot, runCli, type CliResult } from './cli';
+import { assertNoCrash, binPath, childEnv, describeRun, killStartedClis, runCli, startCli } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
-
-// ---------------------------------------------------------------------------
-// A CLI child we can hold, signal and read while it runs.
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: Buffer[];
-  stdoutBytes(): number;
-  stderr(): string;
-  /** Resolves with the first stdout chunk (stdout is then paused). */
-  firstBytes: Promise<void>;
-  waitStderr(re: RegExp): Promise<void>;
-  exit: Promise<CliResult>;
-}
-
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCDCTL_') || k.startsWith('ETCD_') || k === 'DEBUG' || k.startsWith('SHIELD_')) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-const live = new Set<ChildProcessWithoutNullStreams>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-function startCli(args: string[], opts: { env?: Record<string, string>; holdStdout?: boolean } = {}): Running {
-  const child = spawn(process.execPath, [binPath, ...args], { cwd: repoRoot, env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
-  live.add(child);
-  const stdout: Buffer[] = [];
-  let err = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  child.stderr.on('data', (b: Buffer) => {
-    err += b.toString('utf8');
-    for (const w of [...waiters]) {
-      if (w.re.test(err)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  });
-  const firstBytes = new Promise<void>((resolve) => {
-    child.stdout.once('data', (b: Buffer) => {
-      stdout.push(b);
-      if (opts.holdStdout) child.stdout.pause();
-      child.stdout.on('data', (more: Buffer) => stdout.push(more));
-      resolve();
-    });
-  });
-  child.stdin.on('error', () => undefined);
-  const exit = new Promise<CliResult>((resolve) => {
-    child.once('close', (code, signal) => {
-      live.delete(child);
-      for (const w of waiters) w.resolve();
-      resolve({ code: code ?? -1, stdout: Buffer.concat(stdout), stderr: err + (signal ? `\n[test] died of ${signal}` : '') });
-    });
-  });
-  return {
-    child,
-    stdout,
-    stdoutBytes: () => stdout.reduce((n, b) => n + b.length, 0),
-    stderr: () => err,
-    firstBytes,
-    waitStderr: (re) =>
-      re.test(err)
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            waiters.push({ re, resolve });
-          }),
-    exit,
-  };
-}
-
-function assertNoCrash(r: CliResult, context: string): void {
-  assert.doesNotMatch(r.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${context}: a stack trace on stderr\n${describeRun(r)}`);
-  assert.doesNotMatch(r.stderr, /unexpected error/i, `${context}: not a handled error\n${describeRun(r)}`);
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -128,7 +48,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of live) c.kill('SIGKILL');
+  killStartedClis();
   client?.close();
   await cluster?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });

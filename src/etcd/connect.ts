@@ -66,7 +66,7 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
     options.faultHandling = { global, host: () => NO_POLICY } as unknown as IOptions['faultHandling'];
   } else {
     const members = new MemberHealth(hosts, warn);
-    global = new RetryPolicy(opts.attempts ?? ATTEMPTS);
+    global = new RetryPolicy(opts.attempts ?? ATTEMPTS, warn);
     options.faultHandling = {
       global,
       host: (host: string) => members.policyFor(host),
@@ -152,11 +152,19 @@ export function isTlsFailure(err: unknown): boolean {
   return /SSL|TLS|certificate|self[- ]signed|altnames|alert/i.test(m);
 }
 
+/**
+ * etcd refuses proposals ("etcdserver: too many requests") while it has
+ * committed more than 5000 entries it has not applied yet.
+ */
+export function isOverloaded(err: unknown): boolean {
+  return err instanceof Error && /too many requests/.test(err.message);
+}
+
 /** Worth trying again, on another member or after a pause. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof MemberSkipped) return !isTlsFailure(err);
   if (!(err instanceof Error)) return false;
-  if (/too many requests/.test(err.message)) return true;
+  if (isOverloaded(err)) return true;
   return isRecoverableError(err) && !isTlsFailure(err);
 }
 
@@ -168,7 +176,13 @@ export class MemberSkipped extends Error {
 }
 
 class RetryPolicy implements Policy {
-  constructor(private readonly attempts: number) {}
+  /** An overload is said once per connection: every request in flight meets it at once. */
+  private overloadWarned = false;
+
+  constructor(
+    private readonly attempts: number,
+    private readonly warn: (line: string) => void,
+  ) {}
 
   async execute<T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -176,7 +190,14 @@ class RetryPolicy implements Policy {
         return await fn({ signal: signal ?? NEVER, attempt });
       } catch (err) {
         if (attempt + 1 >= this.attempts || !isTransient(err) || signal?.aborted) throw err;
-        await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt));
+        const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+        if (isOverloaded(err) && !this.overloadWarned) {
+          this.overloadWarned = true;
+          this.warn(
+            `warning: etcd is overloaded (too many requests: its applied entries lag its committed ones); retrying in ${pause} ms, backing off up to ${BACKOFF_MAX_MS / 1000} s, ${this.attempts} tries per request`,
+          );
+        }
+        await sleep(pause);
       }
     }
   }

@@ -16,7 +16,7 @@ import {
 } from '../errors';
 import type { Config } from '../config/config';
 import { subject } from '../config/pem';
-import { MemberSkipped, shortGrpcMessage } from './connect';
+import { isOverloaded, MemberSkipped, shortGrpcMessage } from './connect';
 
 export interface ErrorContext {
   config: Config;
@@ -170,6 +170,13 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
     return new EtcdError(
       `etcd at ${where} is out of space (NOSPACE alarm: the backend quota is exceeded) and refuses writes`,
       'free space: compact old revisions (etcdctl compact REV), defragment (etcdctl defrag), then clear the alarm (etcdctl alarm disarm); or raise --quota-backend-bytes',
+      { cause: err },
+    );
+  }
+  if (isOverloaded(err)) {
+    return new EtcdError(
+      `etcd at ${where} is overloaded and refused to ${ctx.action} ${scope} (${detail}): more than 5000 of its committed entries are waiting to be applied`,
+      'wait until etcd catches up (a defragmentation or a burst of writes by other clients is the usual cause), then run the same command again',
       { cause: err },
     );
   }
