@@ -8,7 +8,6 @@
 // watching for its first key.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,69 +19,18 @@ import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
-import { binPath, describeRun, repoRoot, runCli, type CliResult } from './cli';
+import { assertNoCrash, describeRun, killStartedClis, runCli, startCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, withEtcd, type EtcdCluster } from './harness';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------
-// CLI children that can be held and watched
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  firstBytes: Promise<void>;
-  exit: Promise<CliResult>;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCDCTL_') || k.startsWith('ETCD_') || k === 'DEBUG' || k.startsWith('SHIELD_')) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
-const live = new Set<ChildProcessWithoutNullStreams>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-/** Starts the CLI; with holdStdout, stdout stops flowing after the first chunk until resumed. */
-function startCli(args: string[], holdStdout = false): Running {
-  const child = spawn(process.execPath, [binPath, ...args], { cwd: repoRoot, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-  live.add(child);
-  const out: Buffer[] = [];
-  let err = '';
-  child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
-  child.stdin.on('error', () => undefined);
-  child.stdin.end();
-  const firstBytes = new Promise<void>((resolve) => {
-    child.stdout.once('data', (b: Buffer) => {
-      out.push(b);
-      if (holdStdout) child.stdout.pause();
-      child.stdout.on('data', (more: Buffer) => out.push(more));
-      resolve();
-    });
-  });
-  const exit = new Promise<CliResult>((resolve) => {
-    child.once('close', (code, signal) => {
-      live.delete(child);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err + (signal ? `\n[test] died of ${signal}` : '') });
-    });
-  });
-  return { child, firstBytes, exit };
-}
+// Outcomes
 
 /** One line for the test log: which of the accepted outcomes a fault led to. */
 function outcome(r: CliResult): string {
   return r.code === 0 ? 'success' : `exit ${r.code}: ${r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-shield:')).join(' | ')}`;
-}
-
-function assertNoCrash(r: CliResult, context: string): void {
-  assert.doesNotMatch(r.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${context}: a stack trace on stderr\n${describeRun(r)}`);
-  assert.doesNotMatch(r.stderr, /unexpected error/i, `${context}: not a handled error\n${describeRun(r)}`);
 }
 
 /** Success, or exit 4 with a message that is not a crash. */
@@ -194,7 +142,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of live) c.kill('SIGKILL');
+  killStartedClis();
   client?.close();
   await main?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -207,7 +155,7 @@ const backupArgs = (url: string) => ['backup', '--endpoints', url, '--prefix', '
 
 test('etcd killed and restarted mid-backup: success with a correct archive, or a clear error and no trailer; a re-run succeeds', { timeout: 120_000 }, async (t) => {
   const expected = await contents(client, '/big/');
-  const run = startCli(backupArgs(main.url), true);
+  const run = startCli(backupArgs(main.url), { holdStdout: true });
   await run.firstBytes;
   const node = main.nodes[0]!;
   await node.kill();
@@ -239,7 +187,7 @@ test('with RBAC, the auth token expires while a backup waits for its reader: the
     // Enough data that the backup is still reading when its output is held.
     await putMany(root, Array.from({ length: 40_000 }, (_, i) => ({ key: Buffer.from(`/big/${String(i).padStart(6, '0')}`), value: Buffer.alloc(200, `${i % 7}`) })));
     const expected = await contents(root, '/big/');
-    const run = startCli([...backupArgs(etcd.url), '--username', `${user.name}:${user.password}`], true);
+    const run = startCli([...backupArgs(etcd.url), '--username', `${user.name}:${user.password}`], { holdStdout: true });
     await run.firstBytes;
     await sleep(3000);
     run.child.stdout.resume();
@@ -313,7 +261,7 @@ test('etcd killed and restarted mid-restore: success or a clear error, nothing l
 // Compaction of the pinned revision
 
 test('the pinned revision compacted mid-backup: a clear message about compaction, no trailer; a re-run succeeds', { timeout: 120_000 }, async () => {
-  const run = startCli(backupArgs(main.url), true);
+  const run = startCli(backupArgs(main.url), { holdStdout: true });
   await run.firstBytes;
   // The backup is held on a full pipe with pages still to read; move on and compact past its revision.
   const put = await client.put('/compaction-marker').value(String(Date.now())).exec();
