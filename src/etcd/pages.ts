@@ -114,7 +114,7 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   const expectedPages = total / Math.min(maxLimit, Math.max(1, Math.floor(budget / Math.max(1, first.kvs.largest))));
   const samples =
     !keysOnly && first.more && expectedPages > (opts.sampleAbovePages ?? SAMPLE_ABOVE_PAGES) && first.kvs.length > 0
-      ? await sampleKeys(after(lastKey(first.kvs)), range.range_end, revision, stride, fetch, opts.signal)
+      ? await sampleKeys(after(lastKey(first.kvs)), range.range_end, revision, stride, { budget, firstPage: first.kvs }, fetch, opts.signal)
       : [];
 
   // etcd has no byte limit on a range, only a key count. Each request is
@@ -168,22 +168,39 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   }
 }
 
-/** Every stride-th key from start to end at the revision, from a keys-only pass. */
+/** The largest key of a page. */
+function largestKey(kvs: KeyValues): number {
+  let n = 0;
+  for (let i = 0; i < kvs.length; i++) n = Math.max(n, kvs.keyLength(i));
+  return n;
+}
+
+/**
+ * Every stride-th key from start to end at the revision, from a keys-only
+ * pass. Its pages are planned like data pages, from the largest key seen,
+ * so long keys cannot make a huge reply either.
+ */
 async function sampleKeys(
   start: Buffer,
   end: Buffer,
   revision: string,
   stride: number,
+  plan: { budget: number; firstPage: KeyValues },
   fetch: (key: Buffer, end: Buffer, limit: number, revision: string, keysOnly: boolean) => Promise<RangeReply>,
   signal?: AbortSignal,
 ): Promise<Buffer[]> {
   const samples: Buffer[] = [];
   let seen = 0;
+  let largest = largestKey(plan.firstPage);
+  let limit = plan.firstPage.length;
   let from: Buffer | undefined = start;
   while (from) {
     if (signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
-    const r = await fetch(from, end, SAMPLE_PAGE_KEYS, revision, true);
+    // Keys vary less than values, so the growth per page is looser than for data pages.
+    limit = Math.max(1, Math.min(SAMPLE_PAGE_KEYS, limit * 16, Math.floor(plan.budget / Math.max(1, largest))));
+    const r = await fetch(from, end, limit, revision, true);
     for (let i = 0; i < r.kvs.length; i++) if (++seen % stride === 0) samples.push(Buffer.from(r.kvs.key(i)));
+    largest = Math.max(largest, largestKey(r.kvs));
     from = r.more && r.kvs.length > 0 ? after(lastKey(r.kvs)) : undefined;
   }
   return samples;
