@@ -177,7 +177,7 @@ class NativeRecordView implements RecordRef {
  * records in strictly ascending key order, leases, then a trailer whose count
  * and sha256 match, and nothing after it.
  *
- * Frames are read in place from the input chunks; only a frame that spans two
+ * Frames are read in place from the input chunks; only a frame that spans
  * chunks is copied. With onRecord, records go to it as they are read instead
  * of becoming items, so a pass that needs only some fields builds no objects.
  */
