@@ -1,3 +1,5 @@
+import type { KeyRecord, RecordRef } from './types';
+
 /** Byte-wise prefix test, as etcd's prefix ranges match. */
 export function hasPrefix(key: Buffer, prefix: Buffer): boolean {
   return key.length >= prefix.length && key.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
@@ -7,4 +9,16 @@ export function hasPrefix(key: Buffer, prefix: Buffer): boolean {
 export function showKey(key: Buffer): string {
   const text = key.toString('utf8');
   return /^[\x20-\x7e]*$/.test(text) && text.length <= 200 ? JSON.stringify(text) : `base64:${key.toString('base64').slice(0, 200)}`;
+}
+
+/** A KeyRecord seen through the RecordRef interface. */
+export function recordRef(r: KeyRecord): RecordRef {
+  return {
+    keyLength: r.key.length,
+    valueLength: r.value.length,
+    hasPrefix: (prefix) => hasPrefix(r.key, prefix),
+    key: () => r.key,
+    value: () => r.value,
+    lease: () => r.lease,
+  };
 }

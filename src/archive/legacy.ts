@@ -1,5 +1,6 @@
 import { ArchiveError } from '../errors';
-import type { ArchiveDecoder, ArchiveItem, KeyRecord } from './types';
+import { recordRef } from './keys';
+import type { ArchiveDecoder, ArchiveItem, KeyRecord, RecordRef } from './types';
 
 /**
  * The original Go plugin's format: one `base64(key) : base64(value)` line per
@@ -24,6 +25,9 @@ export class LegacyDecoder implements ArchiveDecoder {
   // rely on, so the keys are remembered (the original plugin held them all too).
   private readonly seen = new Set<string>();
 
+  /** With onRecord, records go to it instead of becoming items (as NativeDecoder does). */
+  constructor(private readonly onRecord?: (record: RecordRef) => void) {}
+
   push(chunk: Buffer): ArchiveItem[] {
     const items: ArchiveItem[] = [];
     let start = 0;
@@ -37,7 +41,9 @@ export class LegacyDecoder implements ArchiveDecoder {
       } else {
         text = chunk.toString('latin1', start, nl);
       }
-      items.push({ kind: 'record', record: this.parseLine(text) });
+      const record = this.parseLine(text);
+      if (this.onRecord) this.onRecord(recordRef(record));
+      else items.push({ kind: 'record', record });
       start = nl + 1;
     }
     if (start < chunk.length) {

@@ -1,6 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
 import { ArchiveError } from '../errors';
-import { hasPrefix, showKey } from './keys';
+import { showKey } from './keys';
 import type {
   ArchiveDecoder,
   ArchiveHeader,
@@ -8,6 +8,7 @@ import type {
   ArchiveTrailer,
   KeyRecord,
   LeaseRecord,
+  RecordRef,
   RecordTable,
 } from './types';
 
@@ -137,27 +138,96 @@ function tableOf(records: readonly KeyRecord[]): RecordTable {
 
 type Stage = 'magic' | 'header' | 'records' | 'leases' | 'done';
 
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * One record read in place from the archive's bytes, without building a
+ * KeyRecord. The decoder reuses a single view, so it is valid only while the
+ * visitor that receives it runs; key() and value() are views that stay valid.
+ */
+class NativeRecordView implements RecordRef {
+  buf = EMPTY;
+  keyStart = 0;
+  /** The four int64s follow the key; the value follows them up to end. */
+  keyEnd = 0;
+  end = 0;
+
+  get keyLength(): number {
+    return this.keyEnd - this.keyStart;
+  }
+
+  get valueLength(): number {
+    return this.end - this.keyEnd - 32;
+  }
+
+  hasPrefix(prefix: Buffer): boolean {
+    const n = prefix.length;
+    return this.keyLength >= n && this.buf.compare(prefix, 0, n, this.keyStart, this.keyStart + n) === 0;
+  }
+
+  key(): Buffer {
+    return this.buf.subarray(this.keyStart, this.keyEnd);
+  }
+
+  value(): Buffer {
+    return this.buf.subarray(this.keyEnd + 32, this.end);
+  }
+
+  lease(): string {
+    return readInt64(this.buf, this.keyEnd + 24);
+  }
+
+  toRecord(): KeyRecord {
+    const o = this.keyEnd;
+    return {
+      key: this.key(),
+      createRevision: readInt64(this.buf, o),
+      modRevision: readInt64(this.buf, o + 8),
+      version: readInt64(this.buf, o + 16),
+      lease: this.lease(),
+      value: this.value(),
+    };
+  }
+}
+
 /**
  * Streaming decoder that checks structure as it goes: magic, one header,
  * records in strictly ascending key order, leases, then a trailer whose count
  * and sha256 match, and nothing after it.
+ *
+ * Frames are read in place from the input chunks; only a frame that spans
+ * chunks is copied. With onRecord, records go to it as they are read instead
+ * of becoming items, so a pass that needs only some fields builds no objects.
  */
 export class NativeDecoder implements ArchiveDecoder {
+  // Unconsumed input: chunks[0] from pos on, then the other chunks.
   private chunks: Buffer[] = [];
+  private pos = 0;
   private buffered = 0;
-  private offset = 0; // archive offset of chunks[0][0]
-  private stage: Stage = 'magic';
+  private offset = 0; // archive offset of the next unconsumed byte
+  /** Where the bytes that peek() or consume() returned start in their buffer. */
+  private at = 0;
+  // The checksum covers everything before the trailer; it is fed consumed runs
+  // of chunks[0] (hashedTo..pos), about once per chunk rather than per frame.
   private readonly hash = createHash('sha256');
+  private hashedTo = 0;
+  private hashing = true;
+  private stage: Stage = 'magic';
   private records = 0;
   private leases = 0;
-  private lastKey: Buffer | undefined;
-  private prefix = Buffer.alloc(0);
+  private readonly view = new NativeRecordView();
+  private lastKey = { buf: EMPTY, start: 0, end: -1 }; // end < 0: no record yet
+  private prefix = EMPTY;
+
+  constructor(private readonly onRecord?: (record: RecordRef) => void) {}
 
   push(chunk: Buffer): ArchiveItem[] {
     if (chunk.length === 0) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    return this.drain();
+    const items = this.drain();
+    this.hashConsumed();
+    return items;
   }
 
   end(): ArchiveItem[] {
@@ -182,31 +252,63 @@ export class NativeDecoder implements ArchiveDecoder {
   }
 
   private peekFrameLength(): number | undefined {
-    const head = this.take(FRAME_HEADER, false);
-    return head ? FRAME_HEADER + head.readUInt32BE(1) : undefined;
+    const head = this.peek(FRAME_HEADER);
+    return head ? FRAME_HEADER + head.readUInt32BE(this.at + 1) : undefined;
   }
 
-  /** Returns the first n buffered bytes (joined if needed), optionally consuming them. */
-  private take(n: number, consume: boolean): Buffer | undefined {
+  /** The next n bytes, from this.at on, without consuming them; undefined until all are buffered. */
+  private peek(n: number): Buffer | undefined {
     if (this.buffered < n) return undefined;
-    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
     const first = this.chunks[0]!;
-    const out = first.subarray(0, n);
-    if (consume) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      this.offset += n;
+    if (first.length - this.pos >= n) {
+      this.at = this.pos;
+      return first;
+    }
+    this.at = 0;
+    return this.joined(n);
+  }
+
+  /** Consumes the next n bytes (all buffered); returns the buffer holding them from this.at on. */
+  private consume(n: number): Buffer {
+    const buf = this.peek(n)!;
+    for (let left = n; left > 0; ) {
+      const step = Math.min(left, this.chunks[0]!.length - this.pos);
+      this.pos += step;
+      this.buffered -= step;
+      this.offset += step;
+      left -= step;
+      if (this.pos === this.chunks[0]!.length) {
+        this.hashConsumed();
+        this.chunks.shift();
+        this.pos = 0;
+        this.hashedTo = 0;
+      }
+    }
+    return buf;
+  }
+
+  /** Copies the next n bytes, which span chunks, into one buffer. */
+  private joined(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0, from = this.pos, filled = 0; filled < n; i++, from = 0) {
+      const c = this.chunks[i]!;
+      filled += c.copy(out, filled, from, Math.min(c.length, from + n - filled));
     }
     return out;
+  }
+
+  private hashConsumed(): void {
+    if (this.hashing && this.pos > this.hashedTo) this.hash.update(this.chunks[0]!.subarray(this.hashedTo, this.pos));
+    this.hashedTo = this.pos;
   }
 
   private drain(): ArchiveItem[] {
     const items: ArchiveItem[] = [];
     if (this.stage === 'magic' && this.buffered > 0) {
       // Judge the first line by its bytes, the same however the input is split.
-      const head = this.take(Math.min(this.buffered, MAGIC_PREFIX.length), false)!;
-      if (head.toString('latin1') !== MAGIC_PREFIX.slice(0, head.length)) {
+      const n = Math.min(this.buffered, MAGIC_PREFIX.length);
+      const head = this.peek(n)!;
+      if (head.toString('latin1', this.at, this.at + n) !== MAGIC_PREFIX.slice(0, n)) {
         throw this.error('this is not an etcd-shield archive (bad first line)');
       }
       const nl = this.findNewline();
@@ -214,21 +316,29 @@ export class NativeDecoder implements ArchiveDecoder {
         if (this.buffered > MAX_MAGIC_LINE) throw this.error('this is not an etcd-shield archive (no header line)');
         return items;
       }
-      const line = this.take(nl + 1, true)!;
-      this.checkMagic(line.toString('latin1'));
-      this.hash.update(line);
+      const line = this.consume(nl + 1);
+      this.checkMagic(line.toString('latin1', this.at, this.at + nl + 1));
       this.stage = 'header';
     }
     while (this.stage !== 'done') {
-      const len = this.peekFrameLength();
-      if (len === undefined) break;
-      if (len - FRAME_HEADER > MAX_FRAME_BYTES) {
-        throw this.error(`the frame at byte ${this.offset} claims ${len - FRAME_HEADER} bytes, more than any etcd value; the archive is corrupt`);
+      const head = this.peek(FRAME_HEADER);
+      if (!head) break;
+      const type = head[this.at]!;
+      const bodyLength = head.readUInt32BE(this.at + 1);
+      if (bodyLength > MAX_FRAME_BYTES) {
+        throw this.error(`the frame at byte ${this.offset} claims ${bodyLength} bytes, more than any etcd value; the archive is corrupt`);
       }
+      const length = FRAME_HEADER + bodyLength;
+      if (this.buffered < length) break;
       const at = this.offset;
-      const frame = this.take(len, true);
-      if (!frame) break;
-      items.push(this.decodeFrame(frame, at));
+      if (type === FrameType.Trailer) {
+        // The trailer holds the checksum, so it is not part of it.
+        this.hashConsumed();
+        this.hashing = false;
+      }
+      const buf = this.consume(length);
+      const item = this.decodeFrame(type, buf, this.at + FRAME_HEADER, this.at + length, at);
+      if (item) items.push(item);
     }
     if (this.stage === 'done' && this.buffered > 0) {
       throw this.error(`the archive has ${this.buffered} unexpected bytes after its trailer at byte ${this.offset}`);
@@ -236,12 +346,15 @@ export class NativeDecoder implements ArchiveDecoder {
     return items;
   }
 
+  /** Index of the first newline in the unconsumed input, counted from pos; -1 if none yet. */
   private findNewline(): number {
     let seen = 0;
-    for (const c of this.chunks) {
-      const i = c.indexOf(0x0a);
-      if (i >= 0) return seen + i;
-      seen += c.length;
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      const from = i === 0 ? this.pos : 0;
+      const nl = c.indexOf(0x0a, from);
+      if (nl >= 0) return seen + nl - from;
+      seen += c.length - from;
     }
     return -1;
   }
@@ -258,23 +371,23 @@ export class NativeDecoder implements ArchiveDecoder {
     }
   }
 
-  private decodeFrame(frame: Buffer, at: number): ArchiveItem {
-    const type = frame[0];
-    const body = frame.subarray(FRAME_HEADER);
+  /** The frame's body is buf[start, end); `at` is the frame's archive offset. Records given to onRecord return nothing. */
+  private decodeFrame(type: number, buf: Buffer, start: number, end: number, at: number): ArchiveItem | undefined {
+    if (type === FrameType.Record && this.stage === 'records') {
+      const record = this.parseRecord(buf, start, end, at);
+      if (!this.onRecord) return { kind: 'record', record: record.toRecord() };
+      this.onRecord(record);
+      return undefined;
+    }
+    const body = buf.subarray(start, end);
     const where = `at byte ${at}`;
     if (this.stage === 'header') {
       if (type !== FrameType.Header) throw this.error(`expected the header frame ${where}, found ${frameName(type)}`);
-      this.hash.update(frame);
       this.stage = 'records';
       return { kind: 'header', header: this.parseHeader(body, where) };
     }
-    if (type === FrameType.Record && this.stage === 'records') {
-      this.hash.update(frame);
-      return { kind: 'record', record: this.parseRecord(body, where) };
-    }
     // The first lease, or the trailer, ends the records.
     if (type === FrameType.Lease) {
-      this.hash.update(frame);
       this.stage = 'leases';
       return { kind: 'lease', lease: this.parseLease(body, where) };
     }
@@ -309,32 +422,32 @@ export class NativeDecoder implements ArchiveDecoder {
     return h as unknown as ArchiveHeader;
   }
 
-  private parseRecord(body: Buffer, where: string): KeyRecord {
+  /** Checks the record whose body is buf[start, end) and returns the reused view of it. */
+  private parseRecord(buf: Buffer, start: number, end: number, at: number): NativeRecordView {
     const n = this.records + 1;
-    if (body.length < RECORD_FIXED) throw this.error(`record ${n} ${where} is too short (${body.length} bytes)`);
-    const keyLen = body.readUInt32BE(0);
-    if (keyLen === 0 || 4 + keyLen + 32 > body.length) {
-      throw this.error(`record ${n} ${where} has an impossible key length (${keyLen} of ${body.length} bytes)`);
+    const length = end - start;
+    if (length < RECORD_FIXED) throw this.error(`record ${n} at byte ${at} is too short (${length} bytes)`);
+    const keyLen = buf.readUInt32BE(start);
+    if (keyLen === 0 || 4 + keyLen + 32 > length) {
+      throw this.error(`record ${n} at byte ${at} has an impossible key length (${keyLen} of ${length} bytes)`);
     }
-    const key = body.subarray(4, 4 + keyLen);
-    if (!hasPrefix(key, this.prefix)) {
-      throw this.error(`record ${n} ${where} (key ${showKey(key)}) lies outside the archive's prefix ${JSON.stringify(this.prefix.toString())}`);
+    const r = this.view;
+    r.buf = buf;
+    r.keyStart = start + 4;
+    r.keyEnd = r.keyStart + keyLen;
+    r.end = end;
+    if (!r.hasPrefix(this.prefix)) {
+      throw this.error(`record ${n} at byte ${at} (key ${showKey(r.key())}) lies outside the archive's prefix ${JSON.stringify(this.prefix.toString())}`);
     }
-    if (this.lastKey && Buffer.compare(this.lastKey, key) >= 0) {
-      throw this.error(`record ${n} ${where} (key ${showKey(key)}) is out of order or repeated; keys must ascend`);
+    const last = this.lastKey;
+    if (last.end >= 0 && buf.compare(last.buf, last.start, last.end, r.keyStart, r.keyEnd) <= 0) {
+      throw this.error(`record ${n} at byte ${at} (key ${showKey(r.key())}) is out of order or repeated; keys must ascend`);
     }
-    const o = 4 + keyLen;
-    const record: KeyRecord = {
-      key,
-      createRevision: readInt64(body, o),
-      modRevision: readInt64(body, o + 8),
-      version: readInt64(body, o + 16),
-      lease: readInt64(body, o + 24),
-      value: body.subarray(o + 32),
-    };
-    this.lastKey = key;
+    last.buf = buf;
+    last.start = r.keyStart;
+    last.end = r.keyEnd;
     this.records = n;
-    return record;
+    return r;
   }
 
   private parseLease(body: Buffer, where: string): LeaseRecord {

@@ -23,6 +23,21 @@ export interface RecordTable {
   writeInt64s(i: number, target: Buffer, at: number): void;
 }
 
+/**
+ * A record as verify and restore read it: key, value and lease, without the
+ * revisions. Decoders may reuse one for every record, so it is valid only
+ * while the callback that receives it runs; key() and value() stay valid.
+ */
+export interface RecordRef {
+  readonly keyLength: number;
+  readonly valueLength: number;
+  hasPrefix(prefix: Buffer): boolean;
+  key(): Buffer;
+  value(): Buffer;
+  /** "0" when the key has no lease. */
+  lease(): string;
+}
+
 export interface LeaseRecord {
   id: string;
   /** TTL the lease was granted with, in seconds. */

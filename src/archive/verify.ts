@@ -1,5 +1,4 @@
 import { ArchiveError } from '../errors';
-import { hasPrefix } from './keys';
 import { scanArchive } from './read';
 import type { ArchiveFormat, ArchiveHeader, ArchiveTrailer, LeaseRecord } from './types';
 
@@ -36,31 +35,22 @@ export async function verifyArchive(path: string, scope = '', signal?: AbortSign
     path,
     (items) => {
       for (const item of items) {
-        switch (item.kind) {
-          case 'header':
-            summary.header = item.header;
-            break;
-          case 'record': {
-            const r = item.record;
-            summary.records++;
-            summary.keyBytes += r.key.length;
-            summary.valueBytes += r.value.length;
-            if (hasPrefix(r.key, prefix)) {
-              summary.inScope++;
-              if (r.lease !== '0') summary.usedLeases.add(r.lease);
-            }
-            break;
-          }
-          case 'lease':
-            summary.leases.push(item.lease);
-            break;
-          case 'trailer':
-            summary.trailer = item.trailer;
-            break;
-        }
+        if (item.kind === 'header') summary.header = item.header;
+        else if (item.kind === 'lease') summary.leases.push(item.lease);
+        else if (item.kind === 'trailer') summary.trailer = item.trailer;
       }
     },
     signal,
+    (r) => {
+      summary.records++;
+      summary.keyBytes += r.keyLength;
+      summary.valueBytes += r.valueLength;
+      if (r.hasPrefix(prefix)) {
+        summary.inScope++;
+        const lease = r.lease();
+        if (lease !== '0') summary.usedLeases.add(lease);
+      }
+    },
   );
   if (format === 'etcd-shield') {
     const listed = new Set(summary.leases.map((l) => l.id));

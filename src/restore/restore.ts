@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { scanArchive } from '../archive/read';
-import { hasPrefix } from '../archive/keys';
 import { ArchiveSummary, verifyArchive } from '../archive/verify';
 import { ArchiveError, CancelledError, ConfigError, FileError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
@@ -45,6 +44,12 @@ export class RestoreInterrupted extends Error {
 }
 
 const LEASE_GRANT_CONCURRENCY = 16;
+
+interface Put {
+  key: Buffer;
+  value: Buffer;
+  lease: string;
+}
 
 /**
  * The scope restore works in: the more specific of the restore prefix and the
@@ -113,17 +118,20 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
   try {
     opts.onPhase?.('writing keys');
     // Re-checks the checksum while writing, so a file changed since step 1 stops before step 3.
+    // The decoder hands over each chunk's records in place; only what a put needs is kept.
+    let puts: Put[] = [];
     await scanArchive(
       path,
-      async (items) => {
-        for (const item of items) {
-          if (item.kind !== 'record' || !hasPrefix(item.record.key, scopeKey)) continue;
-          const r = item.record;
-          await writer.put(r.key, r.value, r.lease);
-        }
+      async () => {
+        const chunk = puts;
+        puts = [];
+        for (const p of chunk) await writer.put(p.key, p.value, p.lease);
         opts.onProgress?.(writer.stats.puts, archive.inScope);
       },
       opts.signal,
+      (r) => {
+        if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
+      },
     );
     await writer.flush();
     const after = await stat(path);
