@@ -10,7 +10,7 @@
 // boundary about one page further), so etcd 3.4 walks its index over about
 // one page per request instead of over everything after the start key.
 import type { Etcd3 } from 'etcd3';
-import { segmentEnd } from '../src/etcd/pages';
+import { segmentEnd } from '../src/etcd/samples';
 import { client } from './loader';
 
 function arg(name: string, fallback: string): string {

@@ -8,7 +8,6 @@ import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
 import { mapLimit } from '../util/concurrency';
-import { collectGarbageAfter } from '../util/gc';
 
 export type BackupFormat = 'etcd-shield' | 'legacy';
 
@@ -62,7 +61,6 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
     await sink.write(encoder.records(kvs));
     keys += page.kvs.length;
     opts.onProgress?.(keys, page.total);
-    collectGarbageAfter(page.bytes);
   }
   const leases = await readLeases(conn, [...leaseIds], opts.signal);
   for (const lease of leases) await sink.write(encoder.lease(lease));

@@ -3,6 +3,7 @@ import type { Connection } from './connect';
 import { explainEtcdError } from './explain';
 import { range as rangeRequest } from './range';
 import type { KeyValues, RangeReply } from './range-codec';
+import { after, lastKey, Sampling, segmentEnd, STRIDE } from './samples';
 
 export interface PageOptions {
   prefix: string;
@@ -35,6 +36,8 @@ export interface Page {
 export const DEFAULT_PAGE_BYTES = 3 * 1024 * 1024;
 const FIRST_LIMIT = 16;
 const MAX_LIMIT = 10_000;
+/** Keys-only pages carry no values, so they can hold more keys. */
+const MAX_KEYS_ONLY_LIMIT = 50_000;
 /** Pages whose largest key-value sizes the next page is planned from. */
 const SIZE_WINDOW = 4;
 
@@ -52,40 +55,8 @@ export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } 
   return { key, range_end: Buffer.from([0]) }; // all 0xff: to the end of the keyspace
 }
 
-const ZERO = Buffer.from([0]);
-const after = (key: Buffer) => Buffer.concat([key, ZERO]);
-const lastKey = (kvs: KeyValues) => kvs.key(kvs.length - 1);
-
-/**
- * etcd 3.4 walks its index from a request's start key to its range_end on
- * every request, whatever the limit, so plain paging costs grow with the
- * square of the page count. When a range looks like more pages than this,
- * a keys-only pass first samples every STRIDE-th key, and each page then
- * ends at a sampled key about a page ahead. Below it, the pass costs more
- * than it saves (docs/performance.md).
- */
+/** Sample page boundaries (samples.ts) when a range looks like more pages than this; below it the pass costs more than it saves. */
 const SAMPLE_ABOVE_PAGES = 20;
-const STRIDE = 250;
-const SAMPLE_PAGE_KEYS = 50_000;
-/** Keys-only pages carry no values, so they can hold more keys. */
-const MAX_KEYS_ONLY_LIMIT = 50_000;
-
-/**
- * Where a page from start should end so that it holds at most `keys` keys:
- * the farthest sample that close (but at least the next one), or undefined
- * past the last sample.
- */
-export function segmentEnd(samples: readonly Buffer[], start: Buffer, keys: number, stride = STRIDE): Buffer | undefined {
-  let lo = 0;
-  let hi = samples.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (Buffer.compare(samples[mid]!, start) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  // samples[lo] is the first past start, so samples[lo - 1 + m] is at most m strides away.
-  return samples[lo - 1 + Math.max(1, Math.floor(keys / stride))];
-}
 
 /** Requests in flight at once when sampled boundaries make pages independent. */
 const SEGMENTS_AHEAD = 2;
@@ -112,10 +83,18 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   const total = first.count;
   const stride = opts.sampleStride ?? STRIDE;
   const expectedPages = total / Math.min(maxLimit, Math.max(1, Math.floor(budget / Math.max(1, first.kvs.largest))));
-  const samples =
+  const sampling =
     !keysOnly && first.more && expectedPages > (opts.sampleAbovePages ?? SAMPLE_ABOVE_PAGES) && first.kvs.length > 0
-      ? await sampleKeys(after(lastKey(first.kvs)), range.range_end, revision, stride, { budget, firstPage: first.kvs }, fetch, opts.signal)
-      : [];
+      ? new Sampling({
+          start: after(lastKey(first.kvs)),
+          end: range.range_end,
+          stride,
+          budget,
+          firstPage: first.kvs,
+          fetchKeys: (start, end, limit) => fetch(start, end, limit, revision, true),
+        })
+      : undefined;
+  const samples = sampling?.samples ?? [];
 
   // etcd has no byte limit on a range, only a key count. Each request is
   // planned as if every key were as large as the largest seen lately, growing
@@ -135,75 +114,53 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   };
   /** Where the first segment not yet requested starts (sampled ranges only). */
   let unrequested: Buffer | undefined;
-  const fillAhead = () => {
+  const fillAhead = async () => {
     while (unrequested && queue.length < SEGMENTS_AHEAD) {
-      const end = segmentEnd(samples, unrequested, limit, stride) ?? range.range_end;
+      let end = segmentEnd(samples, unrequested, limit, stride);
+      if (!end && sampling && !sampling.done) {
+        // The pass has not got that far: a shorter segment up to its last
+        // sample, or, with nothing else in flight, wait for it.
+        const last = samples[samples.length - 1];
+        if (last && Buffer.compare(last, unrequested) > 0) end = last;
+        else if (queue.length > 0) return;
+        else {
+          await sampling.more();
+          continue;
+        }
+      }
+      end ??= range.range_end;
       request(unrequested, end);
       unrequested = end === range.range_end ? undefined : end;
     }
   };
 
-  let reply = first;
-  let end = range.range_end;
-  for (;;) {
-    if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
-    const kvs = reply.kvs;
-    if (kvs.length > 0) {
-      recentLargest.push(kvs.largest);
-      if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
+  try {
+    let reply = first;
+    let end = range.range_end;
+    for (;;) {
+      if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
+      const kvs = reply.kvs;
+      if (kvs.length > 0) {
+        recentLargest.push(kvs.largest);
+        if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
+      }
+      limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
+      // The rest of this request's span comes next; with sampling, the first
+      // reply's rest is split into segments instead.
+      if (reply.more && kvs.length > 0) {
+        if (reply === first && sampling) unrequested = after(lastKey(kvs));
+        else request(after(lastKey(kvs)), end, true);
+      }
+      await fillAhead();
+      yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, samples: samples.length };
+      const next = queue.shift();
+      if (!next) return;
+      end = next.end;
+      reply = await next.reply;
     }
-    limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
-    // The rest of this request's span comes next; with samples, the first
-    // reply's rest is split into segments instead.
-    if (reply.more && kvs.length > 0) {
-      if (reply === first && samples.length > 0) unrequested = after(lastKey(kvs));
-      else request(after(lastKey(kvs)), end, true);
-    }
-    fillAhead();
-    yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, samples: samples.length };
-    const next = queue.shift();
-    if (!next) return;
-    end = next.end;
-    reply = await next.reply;
+  } finally {
+    sampling?.stop();
   }
-}
-
-/** The largest key of a page. */
-function largestKey(kvs: KeyValues): number {
-  let n = 0;
-  for (let i = 0; i < kvs.length; i++) n = Math.max(n, kvs.keyLength(i));
-  return n;
-}
-
-/**
- * Every stride-th key from start to end at the revision, from a keys-only
- * pass. Its pages are planned like data pages, from the largest key seen,
- * so long keys cannot make a huge reply either.
- */
-async function sampleKeys(
-  start: Buffer,
-  end: Buffer,
-  revision: string,
-  stride: number,
-  plan: { budget: number; firstPage: KeyValues },
-  fetch: (key: Buffer, end: Buffer, limit: number, revision: string, keysOnly: boolean) => Promise<RangeReply>,
-  signal?: AbortSignal,
-): Promise<Buffer[]> {
-  const samples: Buffer[] = [];
-  let seen = 0;
-  let largest = largestKey(plan.firstPage);
-  let limit = plan.firstPage.length;
-  let from: Buffer | undefined = start;
-  while (from) {
-    if (signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
-    // Keys vary less than values, so the growth per page is looser than for data pages.
-    limit = Math.max(1, Math.min(SAMPLE_PAGE_KEYS, limit * 16, Math.floor(plan.budget / Math.max(1, largest))));
-    const r = await fetch(from, end, limit, revision, true);
-    for (let i = 0; i < r.kvs.length; i++) if (++seen % stride === 0) samples.push(Buffer.from(r.kvs.key(i)));
-    largest = Math.max(largest, largestKey(r.kvs));
-    from = r.more && r.kvs.length > 0 ? after(lastKey(r.kvs)) : undefined;
-  }
-  return samples;
 }
 
 /** How many keys the prefix holds now, and at which revision. */
