@@ -54,8 +54,9 @@ export async function range(conn: Connection, req: RangeRequest): Promise<RangeR
       return await call();
     } catch (err) {
       if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
-      // A restarted etcd forgets tokens. etcd3 logs in again when one of its
-      // own calls meets this error, so make a tiny one, then try again.
+      // etcd drops a token left idle longer than its --auth-token-ttl (a slow
+      // reader can hold a backup that long). etcd3 logs in again when one of
+      // its own calls meets this error, so make a tiny one, then try again.
       await conn.client.kv.range({ key: req.key, range_end: req.rangeEnd, count_only: true });
       return call();
     }
