@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { backup } from '../src/backup/backup';
 import { resolveConfig } from '../src/config/config';
 import { connect, type Connection } from '../src/etcd/connect';
-import { readPages } from '../src/etcd/pages';
+import { readPages, type Page } from '../src/etcd/pages';
 import { Int64Field } from '../src/etcd/range-codec';
 import { Sink } from '../src/io/sink';
 import { BatchWriter } from '../src/restore/writer';
@@ -18,6 +18,23 @@ import { startEtcd, type EtcdCluster } from './harness';
 const KEYS = 3000;
 const valueFor = (i: number) => Buffer.alloc(i % 97 === 0 ? 20_000 : 100 + ((i * 7919) % 900), i % 251);
 const keyFor = (i: number) => Buffer.from(`/m/key-${String(i).padStart(6, '0')}`);
+
+/** Checks that pages, taken in turn, hold strictly ascending keys; counts them. */
+function keyOrder(): { check(page: Page): void; seen(): number } {
+  let last: Buffer | undefined;
+  let seen = 0;
+  return {
+    check(page) {
+      for (let i = 0; i < page.kvs.length; i++) {
+        const key = page.kvs.key(i);
+        if (last) assert.ok(Buffer.compare(last, key) < 0, 'keys ascend without repeats');
+        last = key;
+        seen++;
+      }
+    },
+    seen: () => seen,
+  };
+}
 
 describe('mechanisms', () => {
   let cluster: EtcdCluster;
@@ -40,37 +57,25 @@ describe('mechanisms', () => {
 
   test('pages stay within the byte budget and cover every key once, in order', async () => {
     const budget = 128 * 1024;
-    let seen = 0;
     let pages = 0;
-    let last: Buffer | undefined;
+    const order = keyOrder();
     for await (const page of readPages(conn, { prefix: '/m/', pageBytes: budget })) {
       pages++;
       assert.ok(page.bytes <= budget, `page ${pages} has ${page.bytes} bytes`);
-      for (let i = 0; i < page.kvs.length; i++) {
-        const key = page.kvs.key(i);
-        if (last) assert.ok(Buffer.compare(last, key) < 0, 'keys ascend without repeats');
-        last = key;
-        seen++;
-      }
+      order.check(page);
     }
-    assert.equal(seen, KEYS);
+    assert.equal(order.seen(), KEYS);
     assert.ok(pages > 10, `expected many pages, got ${pages}`);
   });
 
   test('large ranges: sampled boundaries bound each page, and every key still comes once, in order', async () => {
-    let seen = 0;
     let samples = 0;
-    let last: Buffer | undefined;
+    const order = keyOrder();
     for await (const page of readPages(conn, { prefix: '/m/', pageBytes: 64 * 1024, sampleAbovePages: 0, sampleStride: 50 })) {
       samples = page.samples;
-      for (let i = 0; i < page.kvs.length; i++) {
-        const key = page.kvs.key(i);
-        if (last) assert.ok(Buffer.compare(last, key) < 0, 'keys ascend without repeats');
-        last = key;
-        seen++;
-      }
+      order.check(page);
     }
-    assert.equal(seen, KEYS);
+    assert.equal(order.seen(), KEYS);
     assert.ok(samples >= 50, `expected about ${KEYS / 50} samples, got ${samples}`);
   });
 
