@@ -1,6 +1,7 @@
 // The mechanisms behind flat memory and fast restore, asserted directly (the
 // benchmark measures speed; these tests never assert timing).
 import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,8 @@ import { startEtcd, type EtcdCluster } from './harness';
 const KEYS = 3000;
 const valueFor = (i: number) => Buffer.alloc(i % 97 === 0 ? 20_000 : 100 + ((i * 7919) % 900), i % 251);
 const keyFor = (i: number) => Buffer.from(`/m/key-${String(i).padStart(6, '0')}`);
+
+const unique = (keys: Buffer[]) => [...new Map(keys.map((k) => [k.toString('hex'), k])).values()];
 
 /** Checks that pages, taken in turn, hold strictly ascending keys; counts them. */
 function keyOrder(): { check(page: Page): void; seen(): number } {
@@ -68,15 +71,45 @@ describe('mechanisms', () => {
     assert.ok(pages > 10, `expected many pages, got ${pages}`);
   });
 
-  test('large ranges: sampled boundaries bound each page, and every key still comes once, in order', async () => {
-    let samples = 0;
+  test('large ranges: guessed page ends bound the requests, and every key still comes once, in order', async () => {
+    let pages = 0;
+    let bounded = 0;
     const order = keyOrder();
-    for await (const page of readPages(conn, { prefix: '/m/', pageBytes: 64 * 1024, sampleAbovePages: 0, sampleStride: 50 })) {
-      samples = page.samples;
+    for await (const page of readPages(conn, { prefix: '/m/', pageBytes: 64 * 1024 })) {
+      pages++;
+      if (page.bounded) bounded++;
       order.check(page);
     }
     assert.equal(order.seen(), KEYS);
-    assert.ok(samples >= 50, `expected about ${KEYS / 50} samples, got ${samples}`);
+    assert.ok(bounded >= pages - 3, `expected nearly every page to have a guessed end, got ${bounded} of ${pages}`);
+  });
+
+  test('guessed page ends: keys of every shape come once, in order, in a bounded number of requests', async () => {
+    const shapes: Record<string, Buffer[]> = {
+      counter: Array.from({ length: 1500 }, (_, i) => Buffer.from(`key${i}`)),
+      dirs: Array.from({ length: 1500 }, (_, i) => Buffer.from(`ns-${String(i % 12).padStart(2, '0')}/obj-${String(i).padStart(8, '0')}`)),
+      bytes: unique(Array.from({ length: 1500 }, (_, i) => createHash('sha256').update(String(i)).digest().subarray(0, 1 + (i % 9)))),
+      clumps: Array.from({ length: 1500 }, (_, i) => Buffer.from(`${i % 3 === 0 ? 'a' : '\xff\xff'}${String(i).padStart(6, '0')}`, 'latin1')),
+    };
+    const value = Buffer.alloc(200, 7);
+    const writer = new BatchWriter(conn, { maxOps: 128, maxBytes: 1 << 20, concurrency: 4 }, 'write', '');
+    for (const [shape, keys] of Object.entries(shapes)) for (const k of keys) await writer.put(Buffer.concat([Buffer.from(`/shape/${shape}/`), k]), value, '0');
+    await writer.flush();
+    const budget = 16 * 1024;
+    for (const [shape, keys] of Object.entries(shapes)) {
+      const prefix = `/shape/${shape}/`;
+      const want = keys.map((k) => Buffer.concat([Buffer.from(prefix), k])).sort(Buffer.compare);
+      const got: Buffer[] = [];
+      let requests = 0;
+      for await (const page of readPages(conn, { prefix, pageBytes: budget })) {
+        requests++;
+        for (let i = 0; i < page.kvs.length; i++) got.push(Buffer.from(page.kvs.key(i)));
+      }
+      assert.deepEqual(got, want, `${shape}: every key once, in order`);
+      // A page holds about budget / 230 bytes = 70 keys; guesses may cost some short or empty requests, not many.
+      const fewest = Math.ceil(want.length / Math.floor(budget / (value.length + 40)));
+      assert.ok(requests <= 4 * fewest + 10, `${shape}: ${requests} requests for ${want.length} keys (${fewest} full pages)`);
+    }
   });
 
   test('pages decoded from raw Range replies match what etcd3 decodes, field by field', async () => {

@@ -1,4 +1,4 @@
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 
 /** A progress bar on stderr when it is a terminal; silent under SHIELD or in a pipe. */
 export class Progress {
@@ -15,7 +15,9 @@ export class Progress {
   update(done: number, total: number): void {
     if (!this.enabled) return;
     if (!this.bar) {
-      this.bar = new SingleBar({
+      // Loaded here: runs without a terminal (SHIELD's) never pay for it.
+      const { SingleBar: Bar } = require('cli-progress') as typeof import('cli-progress');
+      this.bar = new Bar({
         stream: process.stderr,
         format: `${this.label || 'working'} [{bar}] {percentage}% {value}/{total} keys, {eta_formatted} left`,
         hideCursor: true,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as v from 'valibot';
 import { ConfigError, MissingFieldError, WrongTypeError } from '../errors';
 import { AUTH_BOTH, AUTH_CERT, AUTH_RBAC, DEFAULT_TIMEOUT_SECONDS, FIELDS, FieldSpec } from './fields';
 import { clientUsageProblem, parseCertificate, parsePrivateKey } from './pem';
@@ -37,22 +37,23 @@ const MAX_TIMEOUT_SECONDS = 3600;
 const TRUE_RE = /^(1|y|yes|t|true|on)$/i;
 const FALSE_RE = /^(0|n|no|f|false|off|)$/i;
 
-const shieldBool = z.union([z.boolean(), z.number(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'boolean') return v;
-  if (v === 1 || (typeof v === 'string' && TRUE_RE.test(v))) return true;
-  if (v === 0 || (typeof v === 'string' && FALSE_RE.test(v))) return false;
-  ctx.addIssue({ code: 'custom', message: 'is not a boolean (use true or false)' });
-  return z.NEVER;
-});
+const shieldBool = v.pipe(
+  v.union([v.boolean(), v.number(), v.string()]),
+  v.check(
+    (x) => typeof x === 'boolean' || x === 1 || x === 0 || (typeof x === 'string' && (TRUE_RE.test(x) || FALSE_RE.test(x))),
+    'is not a boolean (use true or false)',
+  ),
+  v.transform((x) => x === true || x === 1 || (typeof x === 'string' && TRUE_RE.test(x))),
+);
 
-function zodFor(field: FieldSpec): z.ZodType<string | boolean> {
+function schemaFor(field: FieldSpec): v.GenericSchema<unknown, string | boolean> {
   if (field.type === 'bool') return shieldBool;
   // The original plugin sent timeout as a string; numbers are accepted too.
-  if (field.name === 'timeout') return z.union([z.string(), z.number()]).transform(String);
-  return z.string({ error: 'must be a string' });
+  if (field.name === 'timeout') return v.pipe(v.union([v.string(), v.number()]), v.transform(String));
+  return v.string('must be a string');
 }
 
-const FIELD_SCHEMAS = new Map(FIELDS.map((f) => [f.name, zodFor(f)]));
+const FIELD_SCHEMAS = new Map(FIELDS.map((f) => [f.name, schemaFor(f)]));
 
 export interface TypeCheckResult {
   fields: TypedFields;
@@ -72,8 +73,8 @@ export function checkTypes(raw: Record<string, unknown>): TypeCheckResult {
       result.unknown.push(name);
       continue;
     }
-    const parsed = schema.safeParse(value);
-    if (parsed.success) result.fields[name] = parsed.data;
+    const parsed = v.safeParse(schema, value);
+    if (parsed.success) result.fields[name] = parsed.output;
     else {
       const field = FIELDS.find((f) => f.name === name);
       const expected = field?.type === 'bool' ? 'true or false' : 'a string';

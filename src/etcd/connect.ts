@@ -5,6 +5,13 @@ import type { Config } from '../config/config';
 // grpc-js refuses replies over 4 MiB by default; one etcd value alone may be
 // larger than that, so the ceiling is high and page size is bounded by us.
 const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+/**
+ * HTTP/2 receive window, per call and per connection. At the 64 KiB default,
+ * etcd stops every 64 KiB of a page until we acknowledge it, so it waits on
+ * our event loop; with room for a few whole pages it never does. Memory stays
+ * bounded by the pages requested (docs/performance.md).
+ */
+const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
 
 /** Tries per request (the first included) before giving up. */
 const ATTEMPTS = 7;
@@ -46,6 +53,7 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
     grpcOptions: {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
     },
     // Streams (watch, snapshot) live as long as they need; only unary calls get the deadline.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),

@@ -3,7 +3,7 @@ import type { Connection } from './connect';
 import { explainEtcdError } from './explain';
 import { range as rangeRequest } from './range';
 import type { KeyValues, RangeReply } from './range-codec';
-import { after, lastKey, Sampling, segmentEnd, STRIDE } from './samples';
+import { after, KeyDensity } from './boundaries';
 
 export interface PageOptions {
   prefix: string;
@@ -13,10 +13,6 @@ export interface PageOptions {
   revision?: string;
   keysOnly?: boolean;
   signal?: AbortSignal;
-  /** Sample page boundaries when the range looks like more pages than this (tests lower it). */
-  sampleAbovePages?: number;
-  /** Keys between two samples. */
-  sampleStride?: number;
 }
 
 export interface Page {
@@ -29,8 +25,8 @@ export interface Page {
   total: number;
   /** Bytes of keys and values in this page. */
   bytes: number;
-  /** Sampled keys that bound the pages (0 when the range is small). */
-  samples: number;
+  /** Whether this page's request had a guessed range_end (boundaries.ts) rather than the range's own. */
+  bounded: boolean;
 }
 
 export const DEFAULT_PAGE_BYTES = 3 * 1024 * 1024;
@@ -40,6 +36,10 @@ const MAX_LIMIT = 10_000;
 const MAX_KEYS_ONLY_LIMIT = 50_000;
 /** Pages whose largest key-value sizes the next page is planned from. */
 const SIZE_WINDOW = 4;
+/** Requests in flight while the caller works on the current page. */
+const PAGES_AHEAD = 4;
+/** Pages are planned a little short of the limit: one that ends early costs nothing, one that fills up needs another request for its rest. */
+const GUESS_FILL = 0.8;
 
 /** The range that holds exactly the keys starting with prefix. */
 export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } {
@@ -55,46 +55,26 @@ export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } 
   return { key, range_end: Buffer.from([0]) }; // all 0xff: to the end of the keyspace
 }
 
-/** Sample page boundaries (samples.ts) when a range looks like more pages than this; below it the pass costs more than it saves. */
-const SAMPLE_ABOVE_PAGES = 20;
-
-/** Requests in flight at once when sampled boundaries make pages independent. */
-const SEGMENTS_AHEAD = 2;
+const lastKey = (kvs: KeyValues) => kvs.key(kvs.length - 1);
 
 /**
- * Reads every key under the prefix as of one revision, page by page. Later
- * pages are requested before the current one is handed over, so etcd works
- * while the caller encodes: one ahead when each page starts after the last
- * key of the one before, SEGMENTS_AHEAD when sampled boundaries say where
- * pages start.
+ * Reads every key under the prefix as of one revision, page by page. Each
+ * request covers [start, end) with a guessed end (boundaries.ts), so the
+ * next ones can be sent before the current page is handed over: etcd works
+ * while the caller encodes, PAGES_AHEAD requests at a time.
  */
 export async function* readPages(conn: Connection, opts: PageOptions): AsyncGenerator<Page> {
   const budget = opts.pageBytes ?? DEFAULT_PAGE_BYTES;
-  const keysOnly = opts.keysOnly ?? false;
-  const maxLimit = keysOnly ? MAX_KEYS_ONLY_LIMIT : MAX_LIMIT;
+  const maxLimit = opts.keysOnly ? MAX_KEYS_ONLY_LIMIT : MAX_LIMIT;
   const range = prefixRange(opts.prefix);
-  const fetch = (key: Buffer, end: Buffer, limit: number, revision?: string, onlyKeys = keysOnly): Promise<RangeReply> =>
-    rangeRequest(conn, { key, rangeEnd: end, limit, revision, keysOnly: onlyKeys }).catch((err: unknown) => {
+  const fetch = (key: Buffer, end: Buffer, limit: number, revision?: string): Promise<RangeReply> =>
+    rangeRequest(conn, { key, rangeEnd: end, limit, revision, keysOnly: opts.keysOnly ?? false }).catch((err: unknown) => {
       throw explainEtcdError(err, { config: conn.config, action: 'read', prefix: opts.prefix });
     });
 
   const first = await fetch(range.key, range.range_end, FIRST_LIMIT, opts.revision);
   const revision = opts.revision ?? first.revision;
   const total = first.count;
-  const stride = opts.sampleStride ?? STRIDE;
-  const expectedPages = total / Math.min(maxLimit, Math.max(1, Math.floor(budget / Math.max(1, first.kvs.largest))));
-  const sampling =
-    !keysOnly && first.more && expectedPages > (opts.sampleAbovePages ?? SAMPLE_ABOVE_PAGES) && first.kvs.length > 0
-      ? new Sampling({
-          start: after(lastKey(first.kvs)),
-          end: range.range_end,
-          stride,
-          budget,
-          firstPage: first.kvs,
-          fetchKeys: (start, end, limit) => fetch(start, end, limit, revision, true),
-        })
-      : undefined;
-  const samples = sampling?.samples ?? [];
 
   // etcd has no byte limit on a range, only a key count. Each request is
   // planned as if every key were as large as the largest seen lately, growing
@@ -102,65 +82,87 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   // into a huge response.
   let limit = FIRST_LIMIT;
   const recentLargest: number[] = [];
+  const density = new KeyDensity();
 
-  /** Requests in flight, in key order; each covers [its start, end). */
-  const queue: { end: Buffer; reply: Promise<RangeReply> }[] = [];
-  const request = (start: Buffer, end: Buffer, front = false) => {
-    const reply = fetch(start, end, limit, revision);
-    // Failure is reported when the page is awaited; don't let it go unhandled meanwhile.
-    reply.catch(() => undefined);
-    if (front) queue.unshift({ end, reply });
-    else queue.push({ end, reply });
-  };
-  /** Where the first segment not yet requested starts (sampled ranges only). */
-  let unrequested: Buffer | undefined;
-  const fillAhead = async () => {
-    while (unrequested && queue.length < SEGMENTS_AHEAD) {
-      let end = segmentEnd(samples, unrequested, limit, stride);
-      if (!end && sampling && !sampling.done) {
-        // The pass has not got that far: a shorter segment up to its last
-        // sample, or, with nothing else in flight, wait for it.
-        const last = samples[samples.length - 1];
-        if (last && Buffer.compare(last, unrequested) > 0) end = last;
-        else if (queue.length > 0) return;
-        else {
-          await sampling.more();
-          continue;
-        }
+  /**
+   * What is left to read, in key order: each span is [start, end), some
+   * already requested. A span is split at a guessed end when it is
+   * requested, so each request asks for about one page.
+   */
+  const spans: Span[] = [];
+  const fillAhead = () => {
+    let inFlight = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i]!;
+      if (span.reply) {
+        inFlight++;
+        continue;
       }
-      end ??= range.range_end;
-      request(unrequested, end);
-      unrequested = end === range.range_end ? undefined : end;
+      // The first span is always requested: the caller waits for it next.
+      if (i > 0 && inFlight >= PAGES_AHEAD) return;
+      const want = Math.ceil(limit * GUESS_FILL);
+      const group = span.group;
+      // The group's keys, less an estimate for its pieces still in flight.
+      const keys = group && Math.max(1, group.keys - group.inFlight * want);
+      // A span known to fit in one page is asked for whole.
+      const whole = group !== undefined && group.inFlight === 0 && group.keys <= limit;
+      const end = whole ? undefined : density.guessEnd(span.start, span.end, want, keys);
+      // Without a guess the request may cost etcd a long walk: only when the caller needs it next.
+      if (!whole && !end && i > 0) return;
+      if (end) {
+        spans.splice(i + 1, 0, { start: end, end: span.end, group });
+        span.end = end;
+      }
+      if (group) group.inFlight++;
+      span.reply = fetch(span.start, span.end, limit, revision);
+      // Failure is reported when the page is awaited; don't let it go unhandled meanwhile.
+      span.reply.catch(() => undefined);
+      inFlight++;
     }
   };
 
-  try {
-    let reply = first;
-    let end = range.range_end;
-    for (;;) {
-      if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
-      const kvs = reply.kvs;
-      if (kvs.length > 0) {
-        recentLargest.push(kvs.largest);
-        if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
-      }
-      limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
-      // The rest of this request's span comes next; with sampling, the first
-      // reply's rest is split into segments instead.
-      if (reply.more && kvs.length > 0) {
-        if (reply === first && sampling) unrequested = after(lastKey(kvs));
-        else request(after(lastKey(kvs)), end, true);
-      }
-      await fillAhead();
-      yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, samples: samples.length };
-      const next = queue.shift();
-      if (!next) return;
-      end = next.end;
-      reply = await next.reply;
+  let reply = first;
+  let current: Span = { start: range.key, end: range.range_end };
+  for (;;) {
+    if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
+    const kvs = reply.kvs;
+    if (kvs.length > 0) {
+      recentLargest.push(kvs.largest);
+      if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
     }
-  } finally {
-    sampling?.stop();
+    limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
+    const full = reply.more && kvs.length > 0;
+    density.observe(current.start, current.end, kvs, full);
+    // etcd counts every key of the span, not just those it returns, so what
+    // is left of a span is known, and guesses can go by it.
+    if (current.group) {
+      current.group.keys -= reply.count;
+      current.group.inFlight--;
+    }
+    if (full) spans.unshift({ start: after(lastKey(kvs)), end: current.end, group: { keys: reply.count - kvs.length, inFlight: 0 } });
+    fillAhead();
+    yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, bounded: current.end !== range.range_end };
+    const next = spans.shift();
+    if (!next) return;
+    current = next;
+    reply = await next.reply!;
   }
+}
+
+interface Span {
+  start: Buffer;
+  end: Buffer;
+  reply?: Promise<RangeReply>;
+  /** The span this one was split from, when its count is known. */
+  group?: Group;
+}
+
+/** A span whose key count etcd gave, as it is split into pages. */
+interface Group {
+  /** Keys in its pieces not yet answered. */
+  keys: number;
+  /** Its pieces requested but not yet answered. */
+  inFlight: number;
 }
 
 /** How many keys the prefix holds now, and at which revision. */
