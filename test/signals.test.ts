@@ -91,6 +91,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 test('a second SIGINT during backup quits at once (exit 130)', { timeout: 120_000 }, async () => {
   const run = startCli(['backup', '--endpoints', cluster.url, '--prefix', '/big/', '--page-bytes', '65536'], { holdStdout: true });
   await run.firstBytes;
+  // The first signal must find the backup stuck on its held output, or it
+  // could stop safely by itself: wait until we no longer drain the pipe,
+  // then for the backup (6.6 MB to write) to fill the pipe and its buffer.
+  while (run.child.exitCode === null && run.child.stdout.readableLength < run.child.stdout.readableHighWaterMark) await sleep(10);
+  await sleep(300);
   run.child.kill('SIGINT');
   await run.waitStderr(/SIGINT received/);
   // Still held: the first signal cannot have finished the run.

@@ -78,12 +78,14 @@ export class NativeEncoder {
     return this.track(Buffer.concat([MAGIC, jsonFrame(FrameType.Header, { format: FORMAT_VERSION, ...header })]));
   }
 
-  /** Encodes a batch of records into one buffer: one allocation per page. */
-  records(records: readonly KeyRecord[] | RecordTable): Buffer {
+  /**
+   * Encodes a batch of records into one buffer: `into` when it is large
+   * enough (the caller reuses it once written), else a new one.
+   */
+  records(records: readonly KeyRecord[] | RecordTable, into?: Buffer): Buffer {
     const table = isTable(records) ? records : tableOf(records);
-    let size = 0;
-    for (let i = 0; i < table.length; i++) size += FRAME_HEADER + RECORD_FIXED + table.keyLength(i) + table.valueLength(i);
-    const buf = Buffer.allocUnsafe(size);
+    const size = recordsSize(table);
+    const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let o = 0;
     for (let i = 0; i < table.length; i++) {
       const keyLength = table.keyLength(i);
@@ -118,6 +120,13 @@ export class NativeEncoder {
 }
 
 const isTable = (r: readonly KeyRecord[] | RecordTable): r is RecordTable => !Array.isArray(r);
+
+/** Bytes that records() takes for a table. */
+export function recordsSize(table: RecordTable): number {
+  let size = 0;
+  for (let i = 0; i < table.length; i++) size += FRAME_HEADER + RECORD_FIXED + table.keyLength(i) + table.valueLength(i);
+  return size;
+}
 
 function tableOf(records: readonly KeyRecord[]): RecordTable {
   return {

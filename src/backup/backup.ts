@@ -1,9 +1,10 @@
-import { NativeEncoder } from '../archive/native';
+import { NativeEncoder, recordsSize } from '../archive/native';
 import type { LeaseRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { readPages } from '../etcd/pages';
 import { Int64Field } from '../etcd/range-codec';
+import { BufferPool } from '../io/buffer-pool';
 import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
@@ -32,13 +33,15 @@ const LEASE_QUERY_CONCURRENCY = 16;
 /**
  * One consistent backup: every page is read at the revision of the first,
  * and each page is written out (waiting for the reader) before the next is
- * taken, so memory holds about two pages whatever the keyspace size.
+ * taken, so memory holds the pages in flight (pages.ts) and about two
+ * encoded ones, whatever the keyspace size.
  */
 export async function backup(conn: Connection, sink: Sink, opts: BackupOptions): Promise<BackupSummary> {
   const pages = readPages(conn, { prefix: opts.prefix, pageBytes: opts.pageBytes, signal: opts.signal });
   if (opts.format === 'legacy') return writeLegacy(pages, sink, opts);
 
   const encoder = new NativeEncoder();
+  const frames = new BufferPool();
   const leaseIds = new Set<string>();
   let keys = 0;
   let revision = '';
@@ -58,7 +61,8 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
     }
     const kvs = page.kvs;
     for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leaseIds.add(kvs.int64(i, Int64Field.Lease));
-    await sink.write(encoder.records(kvs));
+    const buf = frames.take(recordsSize(kvs));
+    await sink.write(encoder.records(kvs, buf), () => frames.give(buf));
     keys += page.kvs.length;
     opts.onProgress?.(keys, page.total);
   }

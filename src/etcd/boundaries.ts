@@ -2,10 +2,11 @@
  * etcd 3.4 walks its index from a request's start key to its range_end on
  * every request, whatever the limit: paging with an open range_end costs
  * etcd the square of the page count. So each request gets a range_end
- * guessed about one page ahead, from how densely the keys of the last reply
- * lay. A guess only costs time, never keys: a page that ends early is
- * followed by one from its range_end, and one that fills up is continued
- * from its last key (docs/performance.md).
+ * guessed about one page ahead: from how densely the keys of the last reply
+ * lay, or, past a gap, from the count etcd gave for the span. A guess only
+ * costs time, never keys: a page that ends early is followed by one from its
+ * range_end, and one that fills up is continued from its last key
+ * (docs/performance.md).
  */
 
 const ZERO = Buffer.from([0]);
@@ -23,38 +24,52 @@ export interface Keys {
   key(i: number): Buffer;
 }
 
+/** How far past a gap a guess may reach, in pages' worth of the span's keys spread evenly. */
+const MAX_OVERSHOOT = 8;
+
 /** An empty stretch makes the next guess this much wider, so a gap of any size takes few requests to cross. */
 const EMPTY_GROWTH = 16;
 
+/** Key positions with an alphabet of their own; those past it share the last. */
+const POSITIONS = 256;
+
 /**
  * Places keys on a number line to measure and extend a stretch of them.
- * Bytes count as digits of an alphabet made of the bytes seen so far where
- * keys differ: keys like `obj-00012345` then step through ten digits, not
- * 256, and a guess lands on keys that can exist.
+ * Each byte position counts in the alphabet of the bytes seen there so far:
+ * in keys like `obj-00012345` the last eight positions count in ten digits,
+ * not 256, so a guess lands where keys can be, and 00099999 is followed by
+ * 00100000.
  */
 export class KeyDensity {
-  private readonly seen = new Uint8Array(256);
-  private symbols: number[] = [];
-  private dirty = false;
+  /** seen[position * 256 + byte]. */
+  private readonly seen = new Uint8Array((POSITIONS + 1) * 256);
+  /** Per position, the bytes seen there or after; recomputed when a key brings news. */
+  private alphabets?: number[][];
+  /** The longest key learnt. */
+  private longest = 0;
   /** The last stretch: `keys` keys (intervals) between from and to. */
   private last?: { from: Buffer; to: Buffer; keys: number };
   /** Empty replies in a row. */
   private empties = 0;
-  private lastFull = false;
+  /** Guesses made past an empty reply since the last reply: each is planned as if those before it came back empty too. */
+  private blind = 0;
+  /** Whether the last reply held about what was asked for: its density is then the best guide. */
+  private onTrack = false;
 
   /**
    * Records a reply to [start, end): when it filled up, its keys lay between
    * its first and last key; when it did not, the whole span held them.
+   * `wanted` is what the guess that ended the span aimed at, if one did.
    */
-  observe(start: Buffer, end: Buffer, kvs: Keys, full: boolean): void {
+  observe(start: Buffer, end: Buffer, kvs: Keys, full: boolean, wanted?: number): void {
     const n = kvs.length;
-    if (n >= 2) {
-      const first = kvs.key(0);
-      const base = Math.max(0, sharedPrefix(first, kvs.key(n - 1)) - HEADROOM);
-      for (let i = 0; i < n; i++) this.learn(kvs.key(i), base);
-    }
+    // A sample of the keys shows the alphabets well enough.
+    const step = Math.max(1, Math.floor(n / 128));
+    for (let i = 0; i < n; i += step) this.learn(kvs.key(i));
+    if (n > 0) this.learn(kvs.key(n - 1));
     this.empties = n === 0 ? this.empties + 1 : 0;
-    this.lastFull = full;
+    this.blind = 0;
+    this.onTrack = full || (wanted !== undefined && n >= wanted / 2);
     if (!full) this.last = { from: start, to: end, keys: n };
     else if (n >= 2) this.last = { from: kvs.key(0), to: kvs.key(n - 1), keys: n - 1 };
     else this.last = { from: start, to: kvs.key(n - 1), keys: n };
@@ -63,30 +78,33 @@ export class KeyDensity {
   /**
    * A range_end for a request from start that should hold about `want` of
    * the span's keys, strictly inside the span, or undefined to ask for all
-   * of it. `keys`, when known, is how many keys the span holds ("\0": the
-   * end of the keyspace).
+   * of it. `keys`, when known, is about how many keys the span holds
+   * ("\0": the end of the keyspace).
    */
   guessEnd(start: Buffer, end: Buffer, want: number, keys?: number): Buffer | undefined {
     const open = end.length === 1 && end[0] === 0;
-    if (keys !== undefined && keys <= want) return undefined;
-    // Right after a full page, its density is the best guide. After a page
-    // that ran out (a gap between groups of keys, most likely), the span's
-    // count is, if known.
-    const guess =
-      this.lastFull || keys === undefined || open
-        ? this.beyond(start, want)
-        : // One empty reply is no news here (a count says nothing of where keys lie); more in a row are.
-          this.between(start, end, (want / keys) * (this.empties > 1 ? this.growth() : 1));
+    // While guesses hold about what they aim at, the last page's density is
+    // the best guide. After a page that ran out early (a gap between groups
+    // of keys, most likely), the span's count is, if known.
+    const counted = keys !== undefined && keys > want && !open;
+    let guess = !this.onTrack && counted ? this.between(start, end, (want / keys) * this.growth(1)) : this.beyond(start, want);
+    // A guess past a gap can overshoot into many keys, and etcd walks them
+    // all: no further than MAX_OVERSHOOT pages would reach if the span's
+    // keys were spread evenly.
+    const cap = counted ? this.between(start, end, Math.min(1, (MAX_OVERSHOOT * want) / keys)) : undefined;
+    if (guess && cap && Buffer.compare(cap, guess) < 0) guess = cap;
     if (!guess || Buffer.compare(guess, start) <= 0) return undefined;
     return open || Buffer.compare(guess, end) < 0 ? guess : undefined;
   }
 
-  /** A fraction of the way from start to end: the span's count is known, so no guess about density is needed. */
+  /** A fraction of the way from start to end, as if the span's keys were spread evenly. */
   private between(start: Buffer, end: Buffer, fraction: number): Buffer | undefined {
     const base = sharedPrefix(start, end);
-    const line = this.line(base, start, end);
-    const from = line.place(start, base);
-    const to = line.place(end, base);
+    // The bounds' own bytes count here too (a prefix's end, say), without joining what is learnt.
+    const bounds = [start, end].map((key) => (key[key.length - 1] === 0 ? key.subarray(0, -1) : key));
+    const line = this.line(base, bounds);
+    const from = line.place(start);
+    const to = line.place(end);
     if (to <= from) return undefined;
     return line.key(start.subarray(0, base), from + Math.max(1, Math.ceil((to - from) * fraction)));
   }
@@ -97,85 +115,125 @@ export class KeyDensity {
     if (!last) return undefined;
     const base = Math.max(0, sharedPrefix(last.from, last.to) - HEADROOM);
     if (sharedPrefix(start, last.to) < base) return undefined;
-    const line = this.line(base, last.from, last.to, start);
-    const span = line.place(last.to, base) - line.place(last.from, base);
+    const line = this.line(base);
+    const span = line.place(last.to) - line.place(last.from);
     if (span <= 0) return undefined;
     const width = Math.ceil(last.keys > 0 ? (span * want) / last.keys : span * this.growth());
-    const at = line.place(start, base) + Math.max(1, width);
+    const at = line.place(start) + Math.max(1, width);
     return at >= line.size ? pastPrefix(start.subarray(0, base)) : line.key(start.subarray(0, base), at);
   }
 
-  /** Past empty stretches, the next is wider at a growing rate: a gap of any size takes a few requests. */
-  private growth(): number {
-    return this.empties === 0 ? 1 : EMPTY_GROWTH ** (2 ** Math.min(4, this.empties - 1));
+  /**
+   * Past empty stretches, the next is wider at a growing rate: a gap of any
+   * size takes a few requests. `ignore` empties in a row are no news yet.
+   */
+  private growth(ignore = 0): number {
+    if (this.empties <= ignore) return 1;
+    return EMPTY_GROWTH ** (2 ** Math.min(4, this.empties - 1 - ignore + this.blind++));
   }
 
-  private learn(key: Buffer, from: number, to = key.length): void {
-    for (let i = from; i < to; i++) {
-      if (!this.seen[key[i]!]) {
-        this.seen[key[i]!] = 1;
-        this.dirty = true;
+  /** Only keys etcd returned: guesses are built from what was learnt, and must not feed it. */
+  private learn(key: Buffer): void {
+    for (let i = 0; i < key.length; i++) {
+      const at = Math.min(i, POSITIONS) * 256 + key[i]!;
+      if (!this.seen[at]) {
+        this.seen[at] = 1;
+        this.alphabets = undefined;
       }
     }
+    if (key.length > this.longest) {
+      this.longest = key.length;
+      this.alphabets = undefined;
+    }
   }
 
-  /** The number line for these keys from byte `base` on; their every byte there must be a digit, or a guess would not be built from them. */
-  private line(base: number, ...keys: Buffer[]): NumberLine {
-    // Not the NUL that after() appends: as a digit it would turn up inside guesses.
-    for (const key of keys) this.learn(key, base, key[key.length - 1] === 0 ? key.length - 1 : key.length);
-    if (this.dirty || this.symbols.length === 0) {
-      this.symbols = [];
-      for (let b = 0; b < 256; b++) if (this.seen[b]) this.symbols.push(b);
-      // Too few to count in: every byte.
-      if (this.symbols.length < 2) this.symbols = Array.from({ length: 256 }, (_, b) => b);
-      this.dirty = false;
+  /**
+   * The number line from byte `base` on. A position that has not varied yet
+   * (the 0 of 00012345) counts in the alphabet of those after it, which
+   * have: each position's alphabet is what was seen there or after.
+   */
+  private line(base: number, extra: readonly Buffer[] = []): NumberLine {
+    if (!this.alphabets) {
+      this.alphabets = [];
+      const running = new Uint8Array(256);
+      for (let p = this.longest - 1; p >= 0; p--) {
+        const row = Math.min(p, POSITIONS) * 256;
+        for (let b = 0; b < 256; b++) running[b] |= this.seen[row + b]!;
+        const symbols: number[] = [];
+        for (let b = 0; b < 256; b++) if (running[b]) symbols.push(b);
+        this.alphabets[p] = symbols;
+      }
     }
-    return new NumberLine(this.symbols);
+    return new NumberLine(this.alphabets, base, extra);
   }
 }
 
 /**
- * Keys as numbers of `digits` digits, digit d standing for symbols[d]. A
- * byte between symbols takes the digit of the symbol below it, and a key
- * shorter than the digits is filled with the lowest symbol, so the order of
- * keys is kept (ties aside). As many digits as a double holds exactly.
+ * Keys as mixed-radix numbers from byte `base` on: position p has a digit
+ * per byte seen there, as many positions as a double holds exactly. A byte
+ * between those seen takes the digit of the one below it, and a key that
+ * ends early is filled with the lowest, so the order of keys is kept (ties
+ * aside).
  */
 class NumberLine {
-  private readonly radix: number;
-  private readonly digits: number;
+  private readonly symbols: number[][] = [];
   readonly size: number;
-  private readonly digitOf = new Uint8Array(256);
 
-  constructor(private readonly symbols: number[]) {
-    this.radix = symbols.length;
-    this.digits = Math.floor(53 / Math.log2(this.radix));
-    this.size = this.radix ** this.digits;
-    let d = 0;
-    for (let b = 0; b < 256; b++) {
-      while (d + 1 < symbols.length && symbols[d + 1]! <= b) d++;
-      this.digitOf[b] = d;
+  /** `extra` keys' bytes count too (at their position and before), for this line only. */
+  constructor(alphabets: readonly number[][], private readonly base: number, extra: readonly Buffer[]) {
+    const fromExtra: number[][] = [];
+    const running = new Set<number>();
+    for (let p = Math.max(0, ...extra.map((k) => k.length)) - 1; p >= base; p--) {
+      for (const key of extra) if (p < key.length) running.add(key[p]!);
+      fromExtra[p - base] = [...running];
     }
+    let size = 1;
+    for (let p = base; p < base + 64; p++) {
+      // Past the end of every key: only the filling.
+      let symbols = alphabets[p] ?? [0];
+      const more = fromExtra[p - base];
+      if (more) symbols = [...new Set([...symbols, ...more])].sort((a, b) => a - b);
+      if (size * symbols.length > 2 ** 53) break;
+      size *= symbols.length;
+      this.symbols.push(symbols);
+    }
+    this.size = size;
   }
 
-  place(key: Buffer, from: number): number {
+  /** The digit of byte b at position i: that of the highest symbol not above it. */
+  private digit(i: number, b: number): number {
+    const symbols = this.symbols[i]!;
+    let lo = 0;
+    let hi = symbols.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (symbols[mid]! <= b) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  place(key: Buffer): number {
     let v = 0;
-    for (let i = 0; i < this.digits; i++) {
-      const at = from + i;
-      v = v * this.radix + (at < key.length ? this.digitOf[key[at]!]! : 0);
+    for (let i = 0; i < this.symbols.length; i++) {
+      const at = this.base + i;
+      v = v * this.symbols[i]!.length + (at < key.length ? this.digit(i, key[at]!) : 0);
     }
     return v;
   }
 
-  /** The key at a place, after prefix, without the filling at its end. */
+  /** The key at a place, after the key's first `base` bytes, without the filling at its end. */
   key(prefix: Buffer, at: number): Buffer {
-    const out = Buffer.alloc(prefix.length + this.digits);
+    const n = this.symbols.length;
+    const out = Buffer.alloc(prefix.length + n);
     prefix.copy(out);
     let v = Math.floor(at);
     let length = prefix.length;
-    for (let i = this.digits - 1; i >= 0; i--) {
-      const d = v % this.radix;
-      v = Math.floor(v / this.radix);
-      out[prefix.length + i] = this.symbols[d]!;
+    for (let i = n - 1; i >= 0; i--) {
+      const radix = this.symbols[i]!.length;
+      const d = v % radix;
+      v = Math.floor(v / radix);
+      out[prefix.length + i] = this.symbols[i]![d]!;
       if (d !== 0 && length === prefix.length) length = prefix.length + i + 1;
     }
     return out.subarray(0, length);

@@ -29,7 +29,7 @@ export interface Page {
   bounded: boolean;
 }
 
-export const DEFAULT_PAGE_BYTES = 3 * 1024 * 1024;
+export const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const FIRST_LIMIT = 16;
 const MAX_LIMIT = 10_000;
 /** Keys-only pages carry no values, so they can hold more keys. */
@@ -37,7 +37,7 @@ const MAX_KEYS_ONLY_LIMIT = 50_000;
 /** Pages whose largest key-value sizes the next page is planned from. */
 const SIZE_WINDOW = 4;
 /** Requests in flight while the caller works on the current page. */
-const PAGES_AHEAD = 4;
+const PAGES_AHEAD = 3;
 /** Pages are planned a little short of the limit: one that ends early costs nothing, one that fills up needs another request for its rest. */
 const GUESS_FILL = 0.8;
 
@@ -112,6 +112,7 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
       if (end) {
         spans.splice(i + 1, 0, { start: end, end: span.end, group });
         span.end = end;
+        span.want = want;
       }
       if (group) group.inFlight++;
       span.reply = fetch(span.start, span.end, limit, revision);
@@ -132,7 +133,7 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
     }
     limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
     const full = reply.more && kvs.length > 0;
-    density.observe(current.start, current.end, kvs, full);
+    density.observe(current.start, current.end, kvs, full, current.want);
     // etcd counts every key of the span, not just those it returns, so what
     // is left of a span is known, and guesses can go by it.
     if (current.group) {
@@ -153,6 +154,8 @@ interface Span {
   start: Buffer;
   end: Buffer;
   reply?: Promise<RangeReply>;
+  /** The keys its guessed end aimed at. */
+  want?: number;
   /** The span this one was split from, when its count is known. */
   group?: Group;
 }

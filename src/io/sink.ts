@@ -34,10 +34,11 @@ export class Sink {
     return new Sink(createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }), path);
   }
 
-  async write(buf: Buffer): Promise<void> {
+  /** `written` runs once buf has gone out (or failed to): then the caller may reuse it. */
+  async write(buf: Buffer, written?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     this.bytes += buf.length;
-    if (this.stream.write(buf)) return;
+    if (this.stream.write(buf, written && (() => written()))) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream.off('drain', done);
