@@ -30,6 +30,11 @@ const MAX_OVERSHOOT = 8;
 /** An empty stretch makes the next guess this much wider, so a gap of any size takes few requests to cross. */
 const EMPTY_GROWTH = 16;
 
+/** Kinds of byte, as bits: digits, lower case, upper case, the rest. */
+const KIND_BIT = Uint8Array.from({ length: 256 }, (_, b) =>
+  b >= 0x30 && b <= 0x39 ? 1 : b >= 0x61 && b <= 0x7a ? 2 : b >= 0x41 && b <= 0x5a ? 4 : 8,
+);
+
 /** Key positions with an alphabet of their own; those past it share the last. */
 const POSITIONS = 256;
 
@@ -113,8 +118,8 @@ export class KeyDensity {
   private beyond(start: Buffer, want: number): Buffer | undefined {
     const last = this.last;
     if (!last) return undefined;
-    const base = Math.max(0, sharedPrefix(last.from, last.to) - HEADROOM);
-    if (sharedPrefix(start, last.to) < base) return undefined;
+    // Counting from where start, too, shares the stretch's prefix: past a gap, start may be further out.
+    const base = Math.max(0, Math.min(sharedPrefix(last.from, last.to), sharedPrefix(start, last.to)) - HEADROOM);
     const line = this.line(base);
     const span = line.place(last.to) - line.place(last.from);
     if (span <= 0) return undefined;
@@ -149,19 +154,29 @@ export class KeyDensity {
 
   /**
    * The number line from byte `base` on. A position that has not varied yet
-   * (the 0 of 00012345) counts in the alphabet of those after it, which
-   * have: each position's alphabet is what was seen there or after.
+   * (the 0 of 00012345) counts in the alphabet of those after it that have,
+   * within its own kinds of byte (digits, letters...): each position's
+   * alphabet is what was seen there, plus those bytes of its kinds seen
+   * after it. So the 0 of ns-09/obj counts in digits, not in "obj".
    */
   private line(base: number, extra: readonly Buffer[] = []): NumberLine {
     if (!this.alphabets) {
       this.alphabets = [];
-      const running = new Uint8Array(256);
+      let after = new Uint8Array(256);
       for (let p = this.longest - 1; p >= 0; p--) {
         const row = Math.min(p, POSITIONS) * 256;
-        for (let b = 0; b < 256; b++) running[b] |= this.seen[row + b]!;
+        let kinds = 0;
+        for (let b = 0; b < 256; b++) if (this.seen[row + b]) kinds |= KIND_BIT[b]!;
+        const here = new Uint8Array(256);
         const symbols: number[] = [];
-        for (let b = 0; b < 256; b++) if (running[b]) symbols.push(b);
+        for (let b = 0; b < 256; b++) {
+          if (this.seen[row + b] || (after[b] && kinds & KIND_BIT[b]!)) {
+            here[b] = 1;
+            symbols.push(b);
+          }
+        }
         this.alphabets[p] = symbols;
+        after = here;
       }
     }
     return new NumberLine(this.alphabets, base, extra);
