@@ -40,15 +40,15 @@ const POSITIONS = 256;
 
 /**
  * Places keys on a number line to measure and extend a stretch of them.
- * Each byte position counts in the alphabet of the bytes seen there so far:
- * in keys like `obj-00012345` the last eight positions count in ten digits,
- * not 256, so a guess lands where keys can be, and 00099999 is followed by
+ * Each byte position counts in the bytes seen there so far (see line()): in
+ * keys like `obj-00012345` the last eight positions count in ten digits, not
+ * 256, so a guess lands where keys can be, and 00099999 is followed by
  * 00100000.
  */
 export class KeyDensity {
   /** seen[position * 256 + byte]. */
   private readonly seen = new Uint8Array((POSITIONS + 1) * 256);
-  /** Per position, the bytes seen there or after; recomputed when a key brings news. */
+  /** Per position, the digits it counts in (see line()); recomputed when a key brings news. */
   private alphabets?: number[][];
   /** The longest key learnt. */
   private longest = 0;
@@ -263,7 +263,7 @@ function sharedPrefix(a: Buffer, b: Buffer): number {
 }
 
 /** The smallest key above every key that starts with prefix, or undefined past the end of the keyspace. */
-function pastPrefix(prefix: Buffer): Buffer | undefined {
+export function pastPrefix(prefix: Buffer): Buffer | undefined {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i]! < 0xff) {
       const end = Buffer.from(prefix.subarray(0, i + 1));

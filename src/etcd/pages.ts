@@ -3,7 +3,7 @@ import type { Connection } from './connect';
 import { explainEtcdError } from './explain';
 import { range as rangeRequest } from './range';
 import type { KeyValues, RangeReply } from './range-codec';
-import { after, KeyDensity } from './boundaries';
+import { after, KeyDensity, pastPrefix } from './boundaries';
 
 export interface PageOptions {
   prefix: string;
@@ -45,14 +45,8 @@ const GUESS_FILL = 0.8;
 export function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } {
   if (prefix === '') return { key: Buffer.from([0]), range_end: Buffer.from([0]) };
   const key = Buffer.from(prefix);
-  const end = Buffer.from(key);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return { key, range_end: end.subarray(0, i + 1) };
-    }
-  }
-  return { key, range_end: Buffer.from([0]) }; // all 0xff: to the end of the keyspace
+  // All 0xff: to the end of the keyspace.
+  return { key, range_end: pastPrefix(key) ?? Buffer.from([0]) };
 }
 
 const lastKey = (kvs: KeyValues) => kvs.key(kvs.length - 1);
