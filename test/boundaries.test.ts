@@ -5,11 +5,11 @@ import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { after, KeyDensity, type Keys } from '../src/etcd/boundaries';
+import { distinctSorted } from './etcd-data';
 
 const key = fc.uint8Array({ minLength: 0, maxLength: 20 }).map((a) => Buffer.from(a));
 const OPEN = Buffer.from([0]);
 const keysOf = (list: Buffer[]): Keys => ({ length: list.length, key: (i) => list[i]! });
-const sorted = (list: Buffer[]) => [...new Map(list.map((k) => [k.toString('hex'), k])).values()].sort(Buffer.compare);
 
 describe('guessed page ends', () => {
   test('a guess is always strictly between the start and the end of its span', () => {
@@ -23,7 +23,7 @@ describe('guessed page ends', () => {
         (replies, a, b, want, keys) => {
           const density = new KeyDensity();
           for (const [list, full] of replies) {
-            const page = sorted(list);
+            const page = distinctSorted(list);
             const start = page[0] ?? a;
             density.observe(start, after(page[page.length - 1] ?? start), keysOf(page), full && page.length > 0);
           }

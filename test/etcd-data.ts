@@ -1,5 +1,8 @@
 import type { Etcd3 } from 'etcd3';
 
+/** The distinct keys, in etcd's order (byte order). */
+export const distinctSorted = (keys: Buffer[]): Buffer[] => [...new Map(keys.map((k) => [k.toString('hex'), k])).values()].sort(Buffer.compare);
+
 /** Seeds etcd fast: transactions of 128 puts, 8 at a time. */
 export async function putMany(client: Etcd3, records: { key: Buffer; value: Buffer }[]): Promise<void> {
   const batches: { key: Buffer; value: Buffer }[][] = [];

@@ -27,6 +27,7 @@ import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord
 import { ArchiveError, ExitCode } from '../src/errors';
 import { parseEndpointJson } from '../src/cli/fields-cli';
 import { describeRun, runCli, type CliResult } from './cli';
+import { distinctSorted } from './etcd-data';
 import { withEtcd } from './harness';
 
 // ---------------------------------------------------------------------------
@@ -138,7 +139,7 @@ const nativeModel: fc.Arbitrary<NativeModel> = fc
   .map(({ header, keys, leaseIds, values, revs, leasePick, ttls }) => {
     // A backup holds only keys under its prefix.
     const prefix = Buffer.from(header.prefix);
-    const sorted = [...new Map(keys.map((k) => Buffer.concat([prefix, k])).map((k) => [k.toString('hex'), k])).values()].sort(Buffer.compare);
+    const sorted = distinctSorted(keys.map((k) => Buffer.concat([prefix, k])));
     const records: KeyRecord[] = sorted.map((key, i) => {
       const pick = leasePick[i]! % (leaseIds.length + 1);
       return {

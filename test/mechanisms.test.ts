@@ -14,13 +14,12 @@ import { readPages, type Page } from '../src/etcd/pages';
 import { Int64Field } from '../src/etcd/range-codec';
 import { Sink } from '../src/io/sink';
 import { BatchWriter } from '../src/restore/writer';
+import { distinctSorted } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
 
 const KEYS = 3000;
 const valueFor = (i: number) => Buffer.alloc(i % 97 === 0 ? 20_000 : 100 + ((i * 7919) % 900), i % 251);
 const keyFor = (i: number) => Buffer.from(`/m/key-${String(i).padStart(6, '0')}`);
-
-const unique = (keys: Buffer[]) => [...new Map(keys.map((k) => [k.toString('hex'), k])).values()];
 
 /** Checks that pages, taken in turn, hold strictly ascending keys; counts them. */
 function keyOrder(): { check(page: Page): void; seen(): number } {
@@ -88,7 +87,7 @@ describe('mechanisms', () => {
     const shapes: Record<string, Buffer[]> = {
       counter: Array.from({ length: 1500 }, (_, i) => Buffer.from(`key${i}`)),
       dirs: Array.from({ length: 1500 }, (_, i) => Buffer.from(`ns-${String(i % 12).padStart(2, '0')}/obj-${String(i).padStart(8, '0')}`)),
-      bytes: unique(Array.from({ length: 1500 }, (_, i) => createHash('sha256').update(String(i)).digest().subarray(0, 1 + (i % 9)))),
+      bytes: distinctSorted(Array.from({ length: 1500 }, (_, i) => createHash('sha256').update(String(i)).digest().subarray(0, 1 + (i % 9)))),
       clumps: Array.from({ length: 1500 }, (_, i) => Buffer.from(`${i % 3 === 0 ? 'a' : '\xff\xff'}${String(i).padStart(6, '0')}`, 'latin1')),
     };
     const value = Buffer.alloc(200, 7);
