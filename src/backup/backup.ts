@@ -8,7 +8,7 @@ import { BufferPool } from '../io/buffer-pool';
 import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
-import { mapLimit } from '../util/concurrency';
+import { limiter } from '../util/concurrency';
 
 export type BackupFormat = 'etcd-shield' | 'legacy';
 
@@ -42,7 +42,7 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
 
   const encoder = new NativeEncoder();
   const frames = new BufferPool();
-  const leaseIds = new Set<string>();
+  const leases = new LeaseReader(conn, opts.signal);
   let keys = 0;
   let revision = '';
   for await (const page of pages) {
@@ -60,26 +60,53 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
       );
     }
     const kvs = page.kvs;
-    for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leaseIds.add(kvs.int64(i, Int64Field.Lease));
+    for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leases.see(kvs.int64(i, Int64Field.Lease));
     const buf = frames.take(recordsSize(kvs));
     await sink.write(encoder.records(kvs, buf), () => frames.give(buf));
     keys += page.kvs.length;
     opts.onProgress?.(keys, page.total);
   }
-  const leases = await readLeases(conn, [...leaseIds], opts.signal);
-  for (const lease of leases) await sink.write(encoder.lease(lease));
+  const found = await leases.all();
+  for (const lease of found) await sink.write(encoder.lease(lease));
   await sink.write(encoder.finish());
-  return { format: 'etcd-shield', revision, keys, leases: leases.length, bytes: sink.bytes };
+  return { format: 'etcd-shield', revision, keys, leases: found.length, bytes: sink.bytes };
 }
 
-/** Granted and remaining TTL of each lease; an expired one is kept with -1 remaining. */
-async function readLeases(conn: Connection, ids: string[], signal?: AbortSignal): Promise<LeaseRecord[]> {
-  return mapLimit(ids, LEASE_QUERY_CONCURRENCY, signal, async (id) => {
+/**
+ * Granted and remaining TTL of each lease a page names, read as soon as it
+ * is first seen, while later pages are read: by the last page, few are left
+ * to wait for. An expired lease is kept with -1 remaining.
+ */
+class LeaseReader {
+  private readonly reads = new Map<string, Promise<LeaseRecord>>();
+  private readonly run: <R>(fn: () => Promise<R>) => Promise<R>;
+
+  constructor(
+    private readonly conn: Connection,
+    signal?: AbortSignal,
+  ) {
+    this.run = limiter(LEASE_QUERY_CONCURRENCY, signal);
+  }
+
+  see(id: string): void {
+    if (this.reads.has(id)) return;
+    const read = this.run(() => this.read(id));
+    // A failure is reported by all(); until then it must not count as unhandled.
+    read.catch(() => undefined);
+    this.reads.set(id, read);
+  }
+
+  /** In the order first seen. */
+  all(): Promise<LeaseRecord[]> {
+    return Promise.all(this.reads.values());
+  }
+
+  private async read(id: string): Promise<LeaseRecord> {
     try {
-      const r = await conn.client.leaseClient.leaseTimeToLive({ ID: id, keys: false });
+      const r = await this.conn.client.leaseClient.leaseTimeToLive({ ID: id, keys: false });
       return { id, grantedTtl: r.grantedTTL, remainingTtl: r.TTL };
     } catch (err) {
-      throw explainEtcdError(err, { config: conn.config, action: `read lease ${id} of` });
+      throw explainEtcdError(err, { config: this.conn.config, action: `read lease ${id} of` });
     }
-  });
+  }
 }

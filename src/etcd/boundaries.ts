@@ -75,9 +75,10 @@ export class KeyDensity {
     this.empties = n === 0 ? this.empties + 1 : 0;
     this.blind = 0;
     this.onTrack = full || (wanted !== undefined && n >= wanted / 2);
+    // Copies of keys: a view would keep the whole reply alive until the next one.
     if (!full) this.last = { from: start, to: end, keys: n };
-    else if (n >= 2) this.last = { from: kvs.key(0), to: kvs.key(n - 1), keys: n - 1 };
-    else this.last = { from: start, to: kvs.key(n - 1), keys: n };
+    else if (n >= 2) this.last = { from: Buffer.from(kvs.key(0)), to: Buffer.from(kvs.key(n - 1)), keys: n - 1 };
+    else this.last = { from: start, to: Buffer.from(kvs.key(n - 1)), keys: n };
   }
 
   /**

@@ -19,3 +19,23 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/**
+ * Runs calls as they come, at most `limit` at a time; the others wait for
+ * a free slot. Once the signal fires, calls that have not started fail.
+ */
+export function limiter(limit: number, signal?: AbortSignal): <R>(fn: () => Promise<R>) => Promise<R> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    while (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    if (signal?.aborted) throw new CancelledError('stopped by a signal');
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
