@@ -1,0 +1,44 @@
+// The limiter that backup's lease reads go through: never more than its
+// limit at once, every call answered, and nothing new started after a stop.
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CancelledError } from '../src/errors';
+import { limiter } from '../src/util/concurrency';
+
+test('a limiter keeps at most its limit of calls in flight and answers each', async () => {
+  const run = limiter(3);
+  let active = 0;
+  let most = 0;
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      run(async () => {
+        most = Math.max(most, ++active);
+        await sleep(1 + (i % 4));
+        active--;
+        return i;
+      }),
+    ),
+  );
+  assert.deepEqual(results, Array.from({ length: 20 }, (_, i) => i));
+  assert.equal(most, 3);
+});
+
+test('after the signal, calls still waiting fail and never start', async () => {
+  const stop = new AbortController();
+  const run = limiter(1, stop.signal);
+  let started = 0;
+  const first = run(async () => {
+    started++;
+    stop.abort();
+    await sleep(5);
+    return 'first';
+  });
+  const second = run(async () => {
+    started++;
+    return 'second';
+  });
+  assert.equal(await first, 'first');
+  await assert.rejects(second, CancelledError);
+  assert.equal(started, 1);
+});
