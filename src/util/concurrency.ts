@@ -7,17 +7,8 @@ export async function mapLimit<T, R>(
   signal: AbortSignal | undefined,
   fn: (item: T) => Promise<R>,
 ): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      if (signal?.aborted) throw new CancelledError('stopped by a signal');
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
+  const run = limiter(limit, signal);
+  return Promise.all(items.map((item) => run(() => fn(item))));
 }
 
 /**
