@@ -2,12 +2,7 @@
 // checks, the same data (and leases) etcd-shield restores. Also used
 // in-process by bench.ts to seed the source etcd.
 //
-//   node dist/bench/loader.js --endpoints URL --keys N [--seed S] [--ops 128] [--in-flight 8] [--raw]
-//
-// --raw (an experiment for docs/performance.md): the TxnRequest is encoded by
-// hand into one Buffer and sent through etcd3's own connection, skipping
-// protobufjs's fromObject/encode, to show what restore's writes could cost.
-import type { Client, Metadata } from '@grpc/grpc-js';
+//   node dist/bench/loader.js --endpoints URL --keys N [--seed S] [--ops 128] [--in-flight 8]
 import { Etcd3, IRequestOp } from 'etcd3';
 import { Dataset, DatasetSpec, LEASE_TTL } from './data';
 
@@ -67,64 +62,6 @@ export async function load(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = L
   });
 }
 
-function varint(out: number[], n: number): void {
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-}
-
-/** TxnRequest{success: [RequestOp{request_put: PutRequest{key, value, lease}}...]} in protobuf wire format. */
-export function encodePuts(items: { key: Buffer; value: Buffer; lease: string }[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const { key, value, lease } of items) {
-    const put: number[] = [];
-    const leaseBytes: number[] = [];
-    if (lease !== '0') {
-      leaseBytes.push(0x18);
-      varint(leaseBytes, Number(lease));
-    }
-    const putLen = 1 + varintLen(key.length) + key.length + 1 + varintLen(value.length) + value.length + leaseBytes.length;
-    const opLen = 1 + varintLen(putLen) + putLen;
-    put.push(0x12);
-    varint(put, opLen);
-    put.push(0x12);
-    varint(put, putLen);
-    put.push(0x0a);
-    varint(put, key.length);
-    parts.push(Buffer.from(put), key);
-    const v: number[] = [0x12];
-    varint(v, value.length);
-    parts.push(Buffer.from(v), value);
-    if (leaseBytes.length) parts.push(Buffer.from(leaseBytes));
-  }
-  return Buffer.concat(parts);
-}
-
-function varintLen(n: number): number {
-  let len = 1;
-  while (n > 0x7f) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-/** The raw loader: same batches and window as load(), hand-encoded, through etcd3's connection pool. */
-export async function loadRaw(etcd: Etcd3, spec: DatasetSpec, opts: LoadOptions = LOADER_DEFAULTS): Promise<number> {
-  const pool = (etcd as unknown as { pool: { withConnection<R>(s: 'KV', fn: (a: { client: Client; metadata: Metadata }) => Promise<R>): Promise<R> } }).pool;
-  const txn = (req: Buffer) =>
-    pool.withConnection('KV', ({ client: c, metadata }) =>
-      new Promise<Buffer>((resolve, reject) =>
-        c.makeUnaryRequest<Buffer, Buffer>('/etcdserverpb.KV/Txn', (x) => x, (x) => x, req, metadata, { deadline: Date.now() + 30_000 }, (err, res) =>
-          err ? reject(err) : resolve(res!),
-        ),
-      ),
-    );
-  return sendAll(etcd, spec, opts, (items) => txn(encodePuts(items)));
-}
-
 function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
   const v = i >= 0 ? process.argv[i + 1] : fallback;
@@ -135,8 +72,7 @@ function arg(name: string, fallback?: string): string {
 if (require.main === module) {
   const etcd = client(arg('endpoints'));
   const spec = { keys: Number(arg('keys')), seed: Number(arg('seed', '1')) };
-  const run = process.argv.includes('--raw') ? loadRaw : load;
-  run(etcd, spec, { ops: Number(arg('ops', '128')), inFlight: Number(arg('in-flight', '8')) })
+  load(etcd, spec, { ops: Number(arg('ops', '128')), inFlight: Number(arg('in-flight', '8')) })
     .then(() => {
       etcd.close();
       process.exit(0);

@@ -1,65 +1,11 @@
-import { castGrpcError, EtcdInvalidAuthTokenError } from 'etcd3';
 import type { Connection } from './connect';
 import { decodeRangeReply, encodeRangeRequest, type RangeReply, type RangeRequest } from './range-codec';
+import { kvUnary } from './unary';
 
-const RANGE_METHOD = '/etcdserverpb.KV/Range';
-const asIs = (b: Buffer) => b;
-
-// The two pieces of etcd3's connection pool (a protected member of Etcd3 in
-// etcd3 1.1, which package.json pins) that a call with raw bytes needs.
-interface GrpcClient {
-  makeUnaryRequest(
-    method: string,
-    serialize: (b: Buffer) => Buffer,
-    deserialize: (b: Buffer) => Buffer,
-    argument: Buffer,
-    metadata: unknown,
-    options: { deadline: number },
-    callback: (err: Error | null, value?: Buffer) => void,
-  ): unknown;
-}
-
-interface Pool {
-  withConnection<T>(service: 'KV', fn: (c: { client: GrpcClient; metadata: unknown }) => Promise<T>): Promise<T>;
-}
-
-function poolOf(conn: Connection): Pool {
-  const pool = (conn.client as unknown as { pool?: Partial<Pool> }).pool;
-  if (typeof pool?.withConnection !== 'function') {
-    throw new Error('this etcd3 client library no longer exposes its connection pool; etcd-shield needs etcd3 1.1.x (reinstall with npm ci)');
-  }
-  return pool as Pool;
-}
-
-/**
- * One Range whose reply stays bytes (see range-codec.ts). It goes through
- * etcd3's own pool, so TLS, the auth token, member health and retries are
- * the same as for any other call.
- */
+/** One Range whose reply stays bytes (see range-codec.ts). */
 export async function range(conn: Connection, req: RangeRequest): Promise<RangeReply> {
-  const pool = poolOf(conn);
   const payload = Buffer.from(encodeRangeRequest(req));
-  const call = () =>
-    pool.withConnection('KV', ({ client, metadata }) => {
-      return new Promise<Buffer>((resolve, reject) => {
-        const deadline = Date.now() + conn.config.timeoutMs;
-        // Cast as etcd3 casts its own calls' errors: the retry and member-health policies go by the etcd3 error classes.
-        client.makeUnaryRequest(RANGE_METHOD, asIs, asIs, payload, metadata, { deadline }, (err, value) =>
-          err ? reject(castGrpcError(err)) : resolve(value!),
-        );
-      });
-    });
-  const reply = await conn.retrying(async () => {
-    try {
-      return await call();
-    } catch (err) {
-      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
-      // etcd drops a token left idle longer than its --auth-token-ttl (a slow
-      // reader can hold a backup that long). etcd3 logs in again when one of
-      // its own calls meets this error, so make a tiny one, then try again.
-      await conn.client.kv.range({ key: req.key, range_end: req.rangeEnd, count_only: true });
-      return call();
-    }
-  });
-  return decodeRangeReply(reply);
+  // Counting the same span needs the same permission as reading it.
+  const renew = () => conn.client.kv.range({ key: req.key, range_end: req.rangeEnd, count_only: true });
+  return decodeRangeReply(await kvUnary(conn, 'Range', payload, renew));
 }

@@ -148,7 +148,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
         const kvs = page.kvs;
         for (let i = 0; i < kvs.length; i++) {
-          if (BigInt(kvs.int64(i, Int64Field.ModRevision)) <= stale) await writer.delete(Buffer.from(kvs.key(i)));
+          if (BigInt(kvs.int64(i, Int64Field.ModRevision)) <= stale) await writer.delete(kvs.key(i));
         }
       }
       await writer.flush();

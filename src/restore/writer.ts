@@ -1,28 +1,21 @@
-import type { IRequestOp } from 'etcd3';
 import { showKey } from '../archive/keys';
 import { CancelledError, EtcdError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
+import { countPuts, opKey, TxnEncoder } from '../etcd/txn-codec';
+import { kvUnary } from '../etcd/unary';
+import { BufferPool } from '../io/buffer-pool';
 
 export interface BatchLimits {
   /** etcd refuses transactions of more than 128 operations (--max-txn-ops). */
   maxOps: number;
-  /** Kept under etcd's default 1.5 MiB --max-request-bytes. */
+  /** Kept under etcd's default 1.5 MiB --max-request-bytes; counted as encoded. */
   maxBytes: number;
   /** Transactions in flight at once. */
   concurrency: number;
 }
 
 export const DEFAULT_LIMITS: BatchLimits = { maxOps: 128, maxBytes: 1024 * 1024, concurrency: 8 };
-
-// Per-operation framing inside a TxnRequest, so the byte budget holds on the wire.
-const OP_OVERHEAD = 16;
-
-interface Op {
-  request: IRequestOp;
-  key: Buffer;
-  bytes: number;
-}
 
 export interface WriterStats {
   puts: number;
@@ -34,13 +27,16 @@ export interface WriterStats {
 
 /**
  * Groups puts and deletes into transactions within etcd's limits and keeps a
- * bounded number in flight. add() waits while the window is full, which is
- * the backpressure that keeps restore memory flat. Every operation is a plain
- * put or delete, so a retried transaction is harmless.
+ * bounded number in flight. put() and delete() wait while the window is full,
+ * which is the backpressure that keeps restore memory flat. Each transaction
+ * is encoded into a pooled buffer as ops arrive, so the caller's key and value
+ * buffers (views of archive chunks) are free at once, and nothing is built
+ * per key. Every operation is a plain put or delete, so a retried
+ * transaction is harmless.
  */
 export class BatchWriter {
-  private batch: Op[] = [];
-  private batchBytes = 0;
+  private readonly pool: BufferPool;
+  private batch: TxnEncoder;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: ShieldError | undefined;
   readonly stats: WriterStats = { puts: 0, deletes: 0, transactions: 0, peakInFlight: 0 };
@@ -51,38 +47,48 @@ export class BatchWriter {
     private readonly action: string,
     private readonly prefix: string,
     private readonly signal?: AbortSignal,
-  ) {}
-
-  put(key: Buffer, value: Buffer, lease: string): Promise<void> {
-    const request: IRequestOp = { request_put: lease === '0' ? { key, value } : { key, value, lease } };
-    return this.add({ request, key, bytes: key.length + value.length + OP_OVERHEAD });
+  ) {
+    // One buffer per transaction in flight, and the one being filled.
+    this.pool = new BufferPool(limits.concurrency + 1);
+    this.batch = new TxnEncoder(this.pool.take(limits.maxBytes));
   }
 
-  delete(key: Buffer): Promise<void> {
-    return this.add({ request: { request_delete_range: { key } }, key, bytes: key.length + OP_OVERHEAD });
+  async put(key: Uint8Array, value: Uint8Array, lease: string): Promise<void> {
+    await this.room(TxnEncoder.putSize(key, value, lease));
+    this.batch.put(key, value, lease);
   }
 
-  private async add(op: Op): Promise<void> {
+  async delete(key: Uint8Array): Promise<void> {
+    await this.room(TxnEncoder.deleteSize(key));
+    this.batch.delete(key);
+  }
+
+  /** Sends the batch first if the next op would not fit it; a lone op larger than the budget gets a batch of its own size. */
+  private async room(bytes: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.signal?.aborted) throw new CancelledError('stopped by a signal');
-    if (this.batch.length >= this.limits.maxOps || (this.batch.length > 0 && this.batchBytes + op.bytes > this.limits.maxBytes)) {
-      await this.dispatch();
+    const b = this.batch;
+    if (b.ops >= this.limits.maxOps || (b.ops > 0 && b.length + bytes > this.limits.maxBytes)) await this.dispatch();
+    if (this.batch.buf.length < this.batch.length + bytes) {
+      this.pool.give(this.batch.buf);
+      this.batch = new TxnEncoder(this.pool.take(bytes));
     }
-    this.batch.push(op);
-    this.batchBytes += op.bytes;
   }
 
   private async dispatch(): Promise<void> {
-    const ops = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
+    const txn = this.batch;
+    this.batch = new TxnEncoder(this.pool.take(this.limits.maxBytes));
     while (this.inFlight.size >= this.limits.concurrency) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    const p: Promise<void> = this.send(ops)
+    const p: Promise<void> = this.send(txn.bytes, txn.starts)
       .catch((err: unknown) => {
         this.failure ??= err instanceof ShieldError ? err : explainEtcdError(err, this.context());
       })
-      .finally(() => this.inFlight.delete(p));
+      .finally(() => {
+        this.inFlight.delete(p);
+        // gRPC is done with the request once the call has ended.
+        this.pool.give(txn.buf);
+      });
     this.inFlight.add(p);
     this.stats.peakInFlight = Math.max(this.stats.peakInFlight, this.inFlight.size);
   }
@@ -91,43 +97,51 @@ export class BatchWriter {
     return { config: this.conn.config, action: this.action, prefix: this.prefix };
   }
 
-  /** Sends one transaction; one etcd finds too large is split in two. */
-  private async send(ops: Op[]): Promise<void> {
+  /**
+   * Sends the ops of `txn` that begin at `starts`; a transaction etcd finds
+   * too large is split in two, down to a single op, which then fails naming its key.
+   */
+  private async send(txn: Buffer, starts: number[]): Promise<void> {
+    // Etcd3 logs in again after an empty transaction meets an expired token; it needs no permission.
+    const renew = () => this.conn.client.kv.txn({ compare: [], success: [], failure: [] });
     try {
-      await this.conn.client.kv.txn({ compare: [], success: ops.map((o) => o.request), failure: [] });
+      await kvUnary(this.conn, 'Txn', txn, renew);
     } catch (err) {
       // etcd answers "request is too large" up to --max-request-bytes, and its
       // gRPC layer RESOURCE_EXHAUSTED a little above that.
       if (!/request is too large|larger than max/.test(String((err as Error)?.message))) throw err;
-      if (ops.length === 1) {
+      if (starts.length === 1) {
         throw new EtcdError(
-          `etcd refused key ${showKey(ops[0]!.key)} (${ops[0]!.bytes} bytes): larger than its --max-request-bytes`,
+          `etcd refused key ${showKey(opKey(txn, 0))} (${txn.length} bytes): larger than its --max-request-bytes`,
           'raise --max-request-bytes on every etcd member, then run the restore again',
           { cause: err },
         );
       }
-      const half = Math.ceil(ops.length / 2);
-      await this.send(ops.slice(0, half));
-      await this.send(ops.slice(half));
+      const half = starts.length >> 1;
+      const cut = starts[half]!;
+      await this.send(txn.subarray(0, cut), starts.slice(0, half));
+      await this.send(
+        txn.subarray(cut),
+        starts.slice(half).map((s) => s - cut),
+      );
       return;
     }
+    const puts = countPuts(txn, starts);
     this.stats.transactions++;
-    for (const o of ops) {
-      if (o.request.request_put) this.stats.puts++;
-      else this.stats.deletes++;
-    }
+    this.stats.puts += puts;
+    this.stats.deletes += starts.length - puts;
   }
 
   /** Sends what is queued and waits for every transaction; throws the first failure. */
   async flush(): Promise<void> {
-    if (this.batch.length > 0 && !this.failure) await this.dispatch().catch(() => undefined);
+    if (this.batch.ops > 0 && !this.failure) await this.dispatch().catch(() => undefined);
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
   }
 
   /** Lets in-flight transactions finish without sending anything more. */
   async settle(): Promise<void> {
-    this.batch = [];
+    this.batch = new TxnEncoder(this.batch.buf);
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
   }
 }
