@@ -18,7 +18,11 @@ import { MAGIC, NativeEncoder } from '../src/archive/native';
 import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
+import { AUTH_RBAC } from '../src/config/fields';
+import { resolveConfig } from '../src/config/config';
 import { ArchiveError, ExitCode } from '../src/errors';
+import { connect } from '../src/etcd/connect';
+import { BatchWriter } from '../src/restore/writer';
 import { assertNoCrash, describeRun, killStartedClis, runCli, startCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, withEtcd, type EtcdCluster } from './harness';
@@ -196,6 +200,28 @@ test('with RBAC, the auth token expires while a backup waits for its reader: the
     assert.equal(digest(await archiveContents(r.stdout)), digest(expected), 'the archive is not the keyspace');
   } finally {
     root.close();
+    await etcd.stop();
+  }
+});
+
+test('with RBAC, the auth token expires between two restore transactions: the writer logs in again', { timeout: 60_000 }, async () => {
+  const user = { name: 'writer', password: 'Writer-pw-8824' };
+  const etcd = await startEtcd({
+    rbac: { rootPassword: 'Root-pw-5512', users: [{ ...user, readwritePrefix: '/w/' }] },
+    extraArgs: ['--auth-token-ttl', '1'],
+  });
+  const conn = connect(resolveConfig({ url: etcd.url, auth: AUTH_RBAC, username: user.name, password: user.password }).config);
+  try {
+    const writer = new BatchWriter(conn, { maxOps: 4, maxBytes: 1 << 20, concurrency: 2 }, 'write', '/w/');
+    await writer.put(Buffer.from('/w/1'), Buffer.from('one'), '0');
+    await writer.flush();
+    await sleep(3000);
+    await writer.put(Buffer.from('/w/2'), Buffer.from('two'), '0');
+    await writer.flush();
+    assert.equal(writer.stats.puts, 2);
+    assert.equal(String(await conn.client.get('/w/2')), 'two');
+  } finally {
+    conn.close();
     await etcd.stop();
   }
 });
