@@ -648,6 +648,26 @@ describe('verify, files and formats', () => {
     assertSameContent(await content(), expected, 'unchanged after a missing file');
   });
 
+  test('backup --out replaces a file only when complete; through a symlink it replaces the target; /dev/null takes it as it is', async () => {
+    await put('/o/a', 'a');
+    const file = path.join(tmp, 'replaced.archive');
+    fs.writeFileSync(file, 'an older archive');
+    expectCode(await runCli(['backup', '--endpoints', etcd.url, '--prefix', '/o/', '--out', file]), 0, 'backup over an existing file');
+    assert.equal(fs.readFileSync(file).subarray(0, MAGIC.length).toString('latin1'), MAGIC);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'the new archive is private');
+
+    const link = path.join(tmp, 'latest.archive');
+    fs.symlinkSync(file, link);
+    fs.writeFileSync(file, 'an older archive');
+    expectCode(await runCli(['backup', '--endpoints', etcd.url, '--prefix', '/o/', '--out', link]), 0, 'backup through a symlink');
+    assert.ok(fs.lstatSync(link).isSymbolicLink(), 'the symlink stays a symlink');
+    assert.equal(fs.readFileSync(file).subarray(0, MAGIC.length).toString('latin1'), MAGIC, 'the file it points to holds the archive');
+
+    expectCode(await runCli(['backup', '--endpoints', etcd.url, '--prefix', '/o/', '--out', '/dev/null']), 0, 'backup to /dev/null');
+    assert.ok(fs.statSync('/dev/null').isCharacterDevice(), '/dev/null is still a device');
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.part')), [], 'no part file is left');
+  });
+
   test('--format legacy writes the original plugin format byte for byte, keys descending', async () => {
     const pairs: [Buffer, Buffer][] = [
       [b('/a'), b('1')],

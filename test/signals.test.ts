@@ -98,6 +98,34 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** Part files a backup to `--out <dir>/name` may have left beside it. */
+const partsOf = (file: string) => fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(`.${path.basename(file)}.`) && f.endsWith('.part'));
+
+for (const signals of [1, 2]) {
+  test(`${signals === 1 ? 'SIGINT' : 'two SIGINTs'} during backup --out FILE: the file keeps its previous archive, and no part file is left`, { timeout: 120_000 }, async () => {
+    const file = path.join(tmp, `kept-${signals}.archive`);
+    fs.writeFileSync(file, 'the previous archive');
+    const run = startCli(['backup', '--endpoints', cluster.url, '--prefix', '/big/', '--page-bytes', '65536', '--timeout', '60', '--out', file]);
+    // The part file appears before the first request; etcd then stops answering, so the backup is caught mid-way.
+    for (let i = 0; i < 1000 && run.child.exitCode === null && partsOf(file).length === 0; i++) await sleep(5);
+    const node = cluster.nodes[0]!;
+    node.pause();
+    try {
+      run.child.kill('SIGINT');
+      await run.waitStderr(/SIGINT received/);
+      if (signals === 2) run.child.kill('SIGINT');
+    } finally {
+      node.resume();
+    }
+    const r = await run.exit;
+    const context = `${signals} SIGINT(s) during backup --out\n${describeRun(r)}`;
+    assert.notEqual(r.code, 0, context);
+    assertNoCrash(r, context);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'the previous archive', context);
+    assert.deepEqual(partsOf(file), [], context);
+  });
+}
+
 test('a second SIGINT quits a backup at once, even with its output stuck (it dies of SIGINT: 130 in a shell)', { timeout: 120_000 }, async () => {
   const run = startCli(['backup', '--endpoints', cluster.url, '--prefix', '/big/', '--page-bytes', '65536'], { holdStdout: true });
   await run.firstBytes;

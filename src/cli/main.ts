@@ -54,7 +54,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     program
       .command('backup')
       .description('write a consistent archive of the keys under the prefix (stdout, or --out FILE)')
-      .option('-o, --out <file>', 'write the archive to this file instead of standard output')
+      .option('-o, --out <file>', 'write the archive to this file instead of standard output; it replaces the file only once complete and on disk, so a failed run keeps the old one')
       .addOption(
         new Option('--format <format>', 'archive format: etcd-shield (checksummed, with leases), or legacy (the original Go plugin\'s)')
           .choices(['etcd-shield', 'legacy'])

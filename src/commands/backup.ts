@@ -37,8 +37,7 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
     );
   } catch (err) {
     progress.stop();
-    // Flush what was written: without a trailer, restore refuses it anyway.
-    await sink.end().catch(() => undefined);
+    await sink.abandon().catch(() => undefined);
     if (ctx.signal.aborted || err instanceof CancelledError) {
       throw new CancelledError('backup stopped by a signal; the archive is incomplete (no trailer) and restore will refuse it');
     }

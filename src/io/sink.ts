@@ -1,6 +1,7 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, realpathSync, statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { FileError, OutputClosedError, ShieldError } from '../errors';
+import { PartFile } from './part-file';
 
 /**
  * A Writable with backpressure as a promise: write() resolves once the
@@ -13,6 +14,7 @@ export class Sink {
   constructor(
     private readonly stream: Writable,
     name: string,
+    private readonly part?: PartFile,
   ) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       this.failure ??=
@@ -30,14 +32,23 @@ export class Sink {
     return new Sink(createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 }), 'standard output');
   }
 
+  /**
+   * A regular file (new, or through a symlink) is written as a part file and
+   * renamed into place by end(); a device or a FIFO (/dev/null, a named pipe)
+   * is written as it is.
+   */
   static file(path: string): Sink {
-    return new Sink(createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }), path);
+    const existing = statSync(path, { throwIfNoEntry: false });
+    if (existing && !existing.isFile()) return new Sink(createWriteStream(path, { highWaterMark: 1024 * 1024 }), path);
+    const part = PartFile.open(existing ? realpathSync(path) : path);
+    return new Sink(createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: 1024 * 1024 }), path, part);
   }
 
   /** `written` runs once buf has gone out (or failed to): then the caller may reuse it. */
   async write(buf: Buffer, written?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     this.bytes += buf.length;
+    this.part?.wrote(buf.length);
     if (this.stream.write(buf, written && (() => written()))) return;
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -53,19 +64,34 @@ export class Sink {
     if (this.failure) throw this.failure;
   }
 
-  /** Flushes and closes; throws if any write failed. */
+  /** Flushes and closes (a file: onto disk, under its name); throws if any write failed. */
   async end(): Promise<void> {
-    if (!this.failure && !this.stream.destroyed) {
-      await new Promise<void>((resolve) => {
-        this.stream.once('error', () => resolve());
-        this.stream.end(() => resolve());
-      });
+    await this.flush();
+    if (this.failure) {
+      this.part?.discard();
+      throw this.failure;
     }
-    if (this.failure) throw this.failure;
+    await this.part?.commit();
   }
 
-  /** Stops without flushing more; used when the run failed anyway. */
-  abort(): void {
-    this.stream.destroy();
+  /**
+   * After a failed run: a file keeps what it held before; a stream gets what
+   * was written, which restore refuses anyway, as it has no trailer.
+   */
+  async abandon(): Promise<void> {
+    if (this.part) {
+      this.stream.destroy();
+      this.part.discard();
+      return;
+    }
+    await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.failure || this.stream.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.stream.once('error', () => resolve());
+      this.stream.end(() => resolve());
+    });
   }
 }

@@ -1,0 +1,100 @@
+import { close as closeCb, closeSync, fdatasync as fdatasyncCb, fsync as fsyncCb, openSync, unlinkSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { FileError } from '../errors';
+
+// Part files not yet renamed into place are removed however the process ends
+// (a second Ctrl-C included), so a failed backup leaves nothing behind.
+const live = new Set<string>();
+process.on('exit', () => {
+  for (const path of live) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
+});
+
+const close = promisify(closeCb);
+const fdatasync = promisify(fdatasyncCb);
+const fsync = promisify(fsyncCb);
+
+/** Written data is pushed to disk every this many bytes, so the final fsync has little left to do. */
+const SYNC_EVERY = 32 * 1024 * 1024;
+
+/**
+ * An archive file written beside its final name and renamed over it only
+ * once complete and on disk, as `etcdctl snapshot save` does: a backup that
+ * fails or is stopped leaves the previous archive untouched, and one that
+ * succeeds survives a crash right after.
+ */
+export class PartFile {
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly fd: number,
+    private readonly part: string,
+    private readonly target: string,
+  ) {}
+
+  static open(target: string): PartFile {
+    const part = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+    let fd: number;
+    try {
+      fd = openSync(part, 'wx', 0o600);
+    } catch (err) {
+      throw new FileError(`cannot write ${target}: ${(err as Error).message}`, 'check that its directory exists and that you may write there');
+    }
+    live.add(part);
+    return new PartFile(fd, part, target);
+  }
+
+  /** Counts bytes handed to the stream; starts a background fdatasync now and then. */
+  wrote(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.unsynced < SYNC_EVERY || this.syncing) return;
+    this.unsynced = 0;
+    this.syncing = fdatasync(this.fd)
+      .catch(() => undefined) // the final fsync reports any failure
+      .finally(() => (this.syncing = undefined));
+  }
+
+  /** After the last write has gone out: fsync, close, rename into place, fsync the directory. */
+  async commit(): Promise<void> {
+    try {
+      await this.syncing;
+      await fsync(this.fd);
+      this.closed = true;
+      await close(this.fd);
+      await rename(this.part, this.target);
+      live.delete(this.part);
+      const dir = await open(dirname(this.target), 'r');
+      await dir.sync().finally(() => dir.close());
+    } catch (err) {
+      this.discard();
+      throw new FileError(`cannot write ${this.target}: ${(err as Error).message}`, 'check free space and permissions; the previous file, if any, is unchanged');
+    }
+  }
+
+  /** Removes the part file; the target keeps what it held before. */
+  discard(): void {
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        closeSync(this.fd);
+      } catch {
+        // nothing more to lose
+      }
+    }
+    try {
+      unlinkSync(this.part);
+    } catch {
+      // never created, or renamed
+    }
+    live.delete(this.part);
+  }
+}
