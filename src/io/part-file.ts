@@ -1,5 +1,5 @@
 import { close as closeCb, closeSync, fdatasync as fdatasyncCb, fsync as fsyncCb, openSync, unlinkSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open as opendir, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { FileError } from '../errors';
@@ -33,7 +33,6 @@ const SYNC_EVERY = 32 * 1024 * 1024;
 export class PartFile {
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
-  private closed = false;
 
   private constructor(
     readonly fd: number,
@@ -65,31 +64,31 @@ export class PartFile {
 
   /** After the last write has gone out: fsync, close, rename into place, fsync the directory. */
   async commit(): Promise<void> {
+    let open = true;
     try {
       await this.syncing;
       await fsync(this.fd);
-      this.closed = true;
+      open = false;
       await close(this.fd);
       await rename(this.part, this.target);
       live.delete(this.part);
-      const dir = await open(dirname(this.target), 'r');
+      const dir = await opendir(dirname(this.target), 'r');
       await dir.sync().finally(() => dir.close());
     } catch (err) {
-      this.discard();
+      if (open) {
+        try {
+          closeSync(this.fd);
+        } catch {
+          // the error below says what went wrong
+        }
+      }
+      this.remove();
       throw new FileError(`cannot write ${this.target}: ${(err as Error).message}`, 'check free space and permissions; the previous file, if any, is unchanged');
     }
   }
 
-  /** Removes the part file; the target keeps what it held before. */
-  discard(): void {
-    if (!this.closed) {
-      this.closed = true;
-      try {
-        closeSync(this.fd);
-      } catch {
-        // nothing more to lose
-      }
-    }
+  /** Removes the part file, once its stream has closed the descriptor; the target keeps what it held before. */
+  remove(): void {
     try {
       unlinkSync(this.part);
     } catch {

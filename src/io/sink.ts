@@ -1,4 +1,4 @@
-import { createWriteStream, realpathSync, statSync } from 'node:fs';
+import { createWriteStream, realpathSync, statSync, type Stats } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { FileError, OutputClosedError, ShieldError } from '../errors';
 import { PartFile } from './part-file';
@@ -38,9 +38,16 @@ export class Sink {
    * is written as it is.
    */
   static file(path: string): Sink {
-    const existing = statSync(path, { throwIfNoEntry: false });
+    let existing: Stats | undefined;
+    let target = path;
+    try {
+      existing = statSync(path, { throwIfNoEntry: false });
+      if (existing?.isFile()) target = realpathSync(path);
+    } catch (err) {
+      throw new FileError(`cannot write ${path}: ${(err as Error).message}`, 'check the path and the permissions of its directories');
+    }
     if (existing && !existing.isFile()) return new Sink(createWriteStream(path, { highWaterMark: 1024 * 1024 }), path);
-    const part = PartFile.open(existing ? realpathSync(path) : path);
+    const part = PartFile.open(target);
     return new Sink(createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: 1024 * 1024 }), path, part);
   }
 
@@ -68,7 +75,7 @@ export class Sink {
   async end(): Promise<void> {
     await this.flush();
     if (this.failure) {
-      this.part?.discard();
+      await this.abandon();
       throw this.failure;
     }
     await this.part?.commit();
@@ -79,12 +86,10 @@ export class Sink {
    * was written, which restore refuses anyway, as it has no trailer.
    */
   async abandon(): Promise<void> {
-    if (this.part) {
-      this.stream.destroy();
-      this.part.discard();
-      return;
-    }
-    await this.flush();
+    if (!this.part) return this.flush();
+    // destroy() waits for writes in progress, then closes the descriptor (autoClose or not).
+    if (!this.stream.closed) await new Promise<void>((resolve) => this.stream.once('close', () => resolve()).destroy());
+    this.part.remove();
   }
 
   private async flush(): Promise<void> {
