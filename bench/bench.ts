@@ -381,6 +381,9 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
       },
       async () => {
         if (!want('backup')) return;
+        // Like snapshot save's file, the archive is new each run: replacing the last run's would add the
+        // freeing of its blocks (about 25 ms per 100 MB on ext4) to the time.
+        fs.rmSync(archive, { force: true });
         const b = await measure({ ...shield(['backup', '--endpoints', src.url, '--out', archive]), watch });
         if (!new RegExp(`backup done: ${keys} keys, ${data.usedLeases().length} leases`).test(b.stderr)) {
           throw new Error(`unexpected backup summary: ${b.stderr}`);
@@ -634,7 +637,7 @@ function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
     '',
     `${date}, \`npm run bench\`. Machine: ${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB RAM, ${m.os}; node ${m.node}; etcd ${m.etcd}, etcdctl ${m.etcdctl}; etcd-shield at ${m.commit}.`,
     '',
-    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. Values are 200–2,000 random bytes; 1 key in 64 has a lease. Restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.`,
+    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. Values are 200–2,000 random bytes; 1 key in 64 has a lease. Backup and snapshot save each write a new file; restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.`,
   ];
   for (const s of sizes) {
     out.push(
