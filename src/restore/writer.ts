@@ -102,7 +102,7 @@ export class BatchWriter {
    * too large is split in two, down to a single op, which then fails naming its key.
    */
   private async send(txn: Buffer, starts: number[]): Promise<void> {
-    // Etcd3 logs in again after an empty transaction meets an expired token; it needs no permission.
+    // etcd3 logs in again when its own call meets an expired token; an empty transaction needs no permission.
     const renew = () => this.conn.client.kv.txn({ compare: [], success: [], failure: [] });
     try {
       await kvUnary(this.conn, 'Txn', txn, renew);
