@@ -71,9 +71,6 @@ export class PartFile {
       open = false;
       await close(this.fd);
       await rename(this.part, this.target);
-      live.delete(this.part);
-      const dir = await opendir(dirname(this.target), 'r');
-      await dir.sync().finally(() => dir.close());
     } catch (err) {
       if (open) {
         try {
@@ -84,6 +81,17 @@ export class PartFile {
       }
       this.remove();
       throw new FileError(`cannot write ${this.target}: ${(err as Error).message}`, 'check free space and permissions; the previous file, if any, is unchanged');
+    }
+    live.delete(this.part);
+    // The archive is in place now; only the rename's own durability is left.
+    try {
+      const dir = await opendir(dirname(this.target), 'r');
+      await dir.sync().finally(() => dir.close());
+    } catch (err) {
+      throw new FileError(
+        `wrote ${this.target}, but could not sync its directory: ${(err as Error).message}`,
+        'the archive is complete; check the disk before relying on it after a crash',
+      );
     }
   }
 
