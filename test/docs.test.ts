@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fieldsTable } from '../src/config/fields-doc';
+import { fieldsTable } from '../scripts/fields-doc';
 
 const root = join(__dirname, '..', '..');
 

@@ -25,7 +25,7 @@ import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
 import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
-import { parseEndpointJson } from '../src/cli/fields-cli';
+import { parseEndpointJson } from '../src/shield/endpoint-json';
 import { describeRun, runCli, type CliResult } from './cli';
 import { distinctSorted } from './etcd-data';
 import { withEtcd } from './harness';

@@ -8,25 +8,10 @@ import { BufferPool } from '../io/buffer-pool';
 import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
+import type { BackupOptions, BackupSummary } from './types';
+
+export type { BackupFormat, BackupOptions, BackupSummary } from './types';
 import { limiter } from '../util/concurrency';
-
-export type BackupFormat = 'etcd-shield' | 'legacy';
-
-export interface BackupOptions {
-  prefix: string;
-  format: BackupFormat;
-  pageBytes?: number;
-  signal?: AbortSignal;
-  onProgress?: (done: number, total: number) => void;
-}
-
-export interface BackupSummary {
-  format: BackupFormat;
-  revision: string;
-  keys: number;
-  leases: number;
-  bytes: number;
-}
 
 const LEASE_QUERY_CONCURRENCY = 16;
 

@@ -4,7 +4,7 @@ import { encodeLegacyLine } from '../archive/legacy';
 import type { Page } from '../etcd/pages';
 import type { Sink } from '../io/sink';
 import { withTempDir } from '../io/tempdir';
-import type { BackupOptions, BackupSummary } from './backup';
+import type { BackupOptions, BackupSummary } from './types';
 
 /**
  * The original plugin's format lists keys in descending order. etcd pages

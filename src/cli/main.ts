@@ -1,10 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
-import { configFrom, positiveInt, RunContext, stderrContext } from '../commands/context';
-import { ExitCode, ShieldError, UnsupportedActionError } from '../errors';
-import { printReport } from '../io/report';
-import { pluginInfo } from '../shield/info';
+import { shieldBool } from '../config/shield-bool';
+import { asShieldError, ExitCode } from '../errors';
+import { DEFAULT_LIMITS } from '../restore/limits';
+import { addShieldActions } from '../shield/actions';
 import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
-import { addFieldOptions } from './fields-cli';
+import { configFrom, positiveInt, RunContext, stderrContext } from './context';
+import { addFieldOptions } from './field-flags';
 import { abortOnSignals } from './signals';
 
 // Commands are loaded when run, so info, --help and --version skip loading the gRPC client.
@@ -22,7 +23,7 @@ Exit codes: 0 ok, 1 usage, 2 unsupported action, 4 failure, 10 bad -e JSON,
 12 required field missing, 13 field of the wrong type.`;
 
 function isDebug(): boolean {
-  return process.argv.includes('-D') || process.argv.includes('--debug') || /^(1|y|yes|t|true|on)$/i.test(process.env.DEBUG ?? '');
+  return process.argv.includes('-D') || process.argv.includes('--debug') || shieldBool(process.env.DEBUG ?? '') === true;
 }
 
 export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Promise<void>): Command {
@@ -36,19 +37,14 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s) });
 
-  program
-    .command('info')
-    .description('print the SHIELD plugin metadata (name, version, fields) as JSON')
-    .action(() => {
-      printReport(JSON.stringify(pluginInfo(), null, 2));
-    });
+  addShieldActions(program);
 
   addFieldOptions(
     program
       .command('validate')
       .description('check every field, then connect: endpoints, members, credentials, permissions on the prefix')
       .option('--offline', 'check the fields only; do not connect'),
-  ).action(async (opts: { offline?: boolean }, cmd: Command) => run(async (ctx) => (await import('../commands/validate')).runValidate(cmd, ctx, Boolean(opts.offline))));
+  ).action(async (opts: { offline?: boolean }, cmd: Command) => run(async (ctx) => (await import('./commands/validate')).runValidate(cmd, ctx, Boolean(opts.offline))));
 
   addFieldOptions(
     program
@@ -62,7 +58,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       )
       .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
   ).action(async (opts: { out?: string; format: 'etcd-shield' | 'legacy'; pageBytes?: number }, cmd: Command) =>
-    run(async (ctx) => (await import('../commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),
+    run(async (ctx) => (await import('./commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),
   );
 
   addFieldOptions(
@@ -71,13 +67,13 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .description('verify an archive completely, then write it to etcd (stdin, or --in FILE); either format')
       .option('-i, --in <file>', 'read the archive from this file instead of standard input')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
-      .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(8))
-      .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(128))
-      .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(1024 * 1024)),
+      .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
+      .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(DEFAULT_LIMITS.maxOps))
+      .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(DEFAULT_LIMITS.maxBytes)),
   ).action(
     async (opts: { in?: string; dryRun?: boolean; concurrency: number; batchOps: number; batchBytes: number }, cmd: Command) =>
       run(async (ctx) =>
-        (await import('../commands/restore')).runRestore(
+        (await import('./commands/restore')).runRestore(
           configFrom(cmd, ctx),
           { in: opts.in, dryRun: opts.dryRun, limits: { concurrency: opts.concurrency, maxOps: opts.batchOps, maxBytes: opts.batchBytes } },
           ctx,
@@ -90,30 +86,19 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .description('check an archive end to end (structure, count, checksum) without touching etcd')
     .option('-i, --in <file>', 'read the archive from this file instead of standard input')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { in?: string; json?: boolean }) => run(async (ctx) => (await import('../commands/verify')).runVerify(opts, ctx)));
+    .action(async (opts: { in?: string; json?: boolean }) => run(async (ctx) => (await import('./commands/verify')).runVerify(opts, ctx)));
 
-  for (const verb of ['store', 'retrieve', 'purge']) {
-    program
-      .command(verb, { hidden: true })
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .action(() => {
-        throw new UnsupportedActionError(`"${verb}" is a store-plugin action; etcd-shield is a target plugin`, 'use info, validate, backup or restore');
-      });
-  }
   return program;
 }
 
-function report(err: unknown, debug: boolean): number {
-  if (err instanceof ShieldError) {
-    process.stderr.write(`${TOOL_NAME}: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  what to do: ${err.hint}\n`);
-    if (debug) process.stderr.write(`${err.stack}\n${err.cause instanceof Error ? `caused by: ${err.cause.stack}\n` : ''}`);
-    return err.exitCode;
+/** Two lines, what happened and what to do, with the stacks only under --debug; returns the exit code. */
+function report(thrown: unknown, debug: boolean): number {
+  const err = asShieldError(thrown);
+  process.stderr.write(`${TOOL_NAME}: ${err.message}\n  what to do: ${err.hint}\n`);
+  if (debug) {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) process.stderr.write(`${e === err ? '' : 'caused by: '}${e.stack}\n`);
   }
-  process.stderr.write(`${TOOL_NAME}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.stderr.write(debug ? `${err instanceof Error ? err.stack : ''}\n` : '  run again with --debug for details, and report it as a bug\n');
-  return ExitCode.failure;
+  return err.exitCode;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,4 +1,5 @@
 import type { SingleBar } from 'cli-progress';
+import type { ProgressEvent } from '../api/options';
 
 /** A progress bar on stderr when it is a terminal; silent under SHIELD or in a pipe. */
 export class Progress {
@@ -7,12 +8,16 @@ export class Progress {
 
   constructor(private readonly enabled = Boolean(process.stderr.isTTY)) {}
 
-  phase(label: string): void {
-    this.stop();
-    this.label = label;
-  }
+  /** Takes the library's progress events: a new phase ends the last bar, counts move the current one. */
+  readonly onEvent = (e: ProgressEvent): void => {
+    if (e.phase !== this.label) {
+      this.stop();
+      this.label = e.phase;
+    }
+    if (e.total > 0 || e.done > 0) this.update(e.done, e.total);
+  };
 
-  update(done: number, total: number): void {
+  private update(done: number, total: number): void {
     if (!this.enabled) return;
     if (!this.bar) {
       // Loaded here: runs without a terminal (SHIELD's) never pay for it.

@@ -2,6 +2,7 @@ import * as v from 'valibot';
 import { ConfigError, MissingFieldError, WrongTypeError } from '../errors';
 import { AUTH_BOTH, AUTH_CERT, AUTH_RBAC, DEFAULT_TIMEOUT_SECONDS, FIELDS, FieldSpec } from './fields';
 import { clientUsageProblem, parseCertificate, parsePrivateKey } from './pem';
+import { shieldBool } from './shield-bool';
 
 export type AuthMode = 'none' | 'rbac' | 'cert' | 'both';
 
@@ -33,21 +34,15 @@ export interface FieldCheck {
 
 const MAX_TIMEOUT_SECONDS = 3600;
 
-// SHIELD's framework reads booleans this way; anything else is the wrong type.
-const TRUE_RE = /^(1|y|yes|t|true|on)$/i;
-const FALSE_RE = /^(0|n|no|f|false|off|)$/i;
 
-const shieldBool = v.pipe(
+const boolSchema = v.pipe(
   v.union([v.boolean(), v.number(), v.string()]),
-  v.check(
-    (x) => typeof x === 'boolean' || x === 1 || x === 0 || (typeof x === 'string' && (TRUE_RE.test(x) || FALSE_RE.test(x))),
-    'is not a boolean (use true or false)',
-  ),
-  v.transform((x) => x === true || x === 1 || (typeof x === 'string' && TRUE_RE.test(x))),
+  v.check((x) => typeof x === 'boolean' || x === 1 || x === 0 || (typeof x === 'string' && shieldBool(x) !== undefined), 'is not a boolean (use true or false)'),
+  v.transform((x) => x === true || x === 1 || (typeof x === 'string' && shieldBool(x) === true)),
 );
 
 function schemaFor(field: FieldSpec): v.GenericSchema<unknown, string | boolean> {
-  if (field.type === 'bool') return shieldBool;
+  if (field.type === 'bool') return boolSchema;
   // The original plugin sent timeout as a string; numbers are accepted too.
   if (field.name === 'timeout') return v.pipe(v.union([v.string(), v.number()]), v.transform(String));
   return v.string('must be a string');

@@ -78,7 +78,12 @@ export function parsePrivateKey(pem: string): { key: KeyObject; describe: string
   throw new Error(`is a ${type} key; etcd client certificates need an RSA or EC key`);
 }
 
+/** etcd uses a client certificate's common name as the user when no password is given. */
+export function commonName(cert: X509Certificate): string | undefined {
+  return /CN=([^\n,]+)/.exec(cert.subject)?.[1];
+}
+
 export function subject(cert: X509Certificate): string {
-  const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
+  const cn = commonName(cert);
   return cn ? `CN=${cn}` : cert.subject.replace(/\n/g, ', ');
 }

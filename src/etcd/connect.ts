@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
-import { Etcd3, IOptions, isRecoverableError } from 'etcd3';
+import { Etcd3, IOptions } from 'etcd3';
 import type { Config } from '../config/config';
+import { isMemberFailure, isOverloaded, isTransient, MemberSkipped, shortGrpcMessage } from './classify';
 
 // grpc-js refuses replies over 4 MiB by default; one etcd value alone may be
 // larger than that, so the ceiling is high and page size is bounded by us.
@@ -33,11 +34,11 @@ export interface ConnectOptions {
   retry?: boolean;
   /** Tries per request when retrying (default 7: rides out a leader election). */
   attempts?: number;
-  /** Where operator warnings go (default: stderr). */
+  /** Where warnings for the operator go (a member failed, etcd is overloaded); dropped when absent. */
   warn?: (line: string) => void;
 }
 
-const stderrWarn = (line: string) => void process.stderr.write(`${line}\n`);
+const ignore = () => undefined;
 
 /**
  * Opens a client for the configured cluster. `timeout` becomes a deadline on
@@ -47,7 +48,7 @@ const stderrWarn = (line: string) => void process.stderr.write(`${line}\n`);
  * fail a backup or restore.
  */
 export function connect(config: Config, hosts: string[] = config.endpoints, opts: ConnectOptions = {}): Connection {
-  const warn = opts.warn ?? stderrWarn;
+  const warn = opts.warn ?? ignore;
   const options: IOptions = {
     hosts,
     grpcOptions: {
@@ -96,13 +97,13 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   };
 }
 
-let insecureWarned = false;
+const warnedInsecure = new WeakSet<(line: string) => void>();
 
-/** Once per process: every connection of a run shares the one setting. */
+/** Once per receiver of warnings: the connections of one run share the one setting. */
 function warnInsecure(warn: (line: string) => void): void {
-  if (insecureWarned) return;
-  insecureWarned = true;
-  warn('warning: insecure_skip_verify is on: the etcd server certificate is not verified, so anyone in the network path can impersonate etcd and read the data; use it in test labs only');
+  if (warnedInsecure.has(warn)) return;
+  warnedInsecure.add(warn);
+  warn('insecure_skip_verify is on: the etcd server certificate is not verified, so anyone in the network path can impersonate etcd and read the data; use it in test labs only');
 }
 
 interface GrpcCredentialsModule {
@@ -154,35 +155,6 @@ const NO_POLICY: Policy = {
   execute: async (fn, signal) => fn({ signal: signal ?? NEVER, attempt: 0 }),
 };
 
-/** TLS and certificate failures do not heal by trying again. */
-export function isTlsFailure(err: unknown): boolean {
-  const m = err instanceof Error ? err.message : String(err);
-  return /SSL|TLS|certificate|self[- ]signed|altnames|alert/i.test(m);
-}
-
-/**
- * etcd refuses proposals ("etcdserver: too many requests") while it has
- * committed more than 5000 entries it has not applied yet.
- */
-export function isOverloaded(err: unknown): boolean {
-  return err instanceof Error && /too many requests/.test(err.message);
-}
-
-/** Worth trying again, on another member or after a pause. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof MemberSkipped) return !isTlsFailure(err);
-  if (!(err instanceof Error)) return false;
-  if (isOverloaded(err)) return true;
-  return isRecoverableError(err) && !isTlsFailure(err);
-}
-
-/** Thrown instead of calling a member that just failed while others may answer. */
-export class MemberSkipped extends Error {
-  constructor(host: string, last: string) {
-    super(`${host} is skipped after failing (${last})`);
-  }
-}
-
 class RetryPolicy implements Policy {
   /** An overload is said once per connection: every request in flight meets it at once. */
   private overloadWarned = false;
@@ -202,7 +174,7 @@ class RetryPolicy implements Policy {
         if (isOverloaded(err) && !this.overloadWarned) {
           this.overloadWarned = true;
           this.warn(
-            `warning: etcd is overloaded (too many requests: its applied entries lag its committed ones); retrying in ${pause} ms, backing off up to ${BACKOFF_MAX_MS / 1000} s, ${this.attempts} tries per request`,
+            `etcd is overloaded (too many requests: its applied entries lag its committed ones); retrying in ${pause} ms, backing off up to ${BACKOFF_MAX_MS / 1000} s, ${this.attempts} tries per request`,
           );
         }
         await sleep(pause);
@@ -243,12 +215,12 @@ class MemberHealth {
           return result;
         } catch (err) {
           // Errors etcd itself answered with (permission, compaction...) say nothing about the member's health.
-          if (this.hosts.length > 1 && err instanceof Error && isRecoverableError(err) && !/etcdserver:/.test(err.message)) {
+          if (this.hosts.length > 1 && err instanceof Error && isMemberFailure(err)) {
             const wasHealthy = !this.skipUntil.has(host);
             this.skipUntil.set(host, Date.now() + SKIP_FAILED_MEMBER_MS);
             this.lastError.set(host, shortGrpcMessage(err.message));
             if (wasHealthy) {
-              this.warn(`warning: etcd member ${host} failed (${shortGrpcMessage(err.message)}); continuing with the other members`);
+              this.warn(`etcd member ${host} failed (${shortGrpcMessage(err.message)}); continuing with the other members`);
             }
           }
           throw err;
@@ -256,15 +228,4 @@ class MemberHealth {
       },
     };
   }
-}
-
-/** grpc-js messages carry a status prefix and a resolution note; keep the cause. */
-export function shortGrpcMessage(message: string): string {
-  return message
-    .split('\n')[0]!
-    .replace(/^\w*Error: /, '')
-    .replace(/^\d+ [A-Z_]+: /, '')
-    .replace(/^No connection established\. Last error: (Error: )?/, '')
-    .replace(/\s*(\(\d{4}-\d\d-\d\dT[^)]*\))?\.? Resolution note:.*$/, '')
-    .trim();
 }

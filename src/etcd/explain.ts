@@ -6,17 +6,10 @@ import {
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
 } from 'etcd3';
-import {
-  AuthError,
-  CompactedError,
-  ConnectionError,
-  EtcdError,
-  PermissionError,
-  ShieldError,
-} from '../errors';
+import { AuthError, CompactedError, ConnectionError, EtcdError, PermissionError, ShieldError, TlsError } from '../errors';
 import type { Config } from '../config/config';
-import { subject } from '../config/pem';
-import { isOverloaded, MemberSkipped, shortGrpcMessage } from './connect';
+import { commonName, subject } from '../config/pem';
+import { isOverloaded, MemberSkipped, shortGrpcMessage, tlsProblem } from './classify';
 
 export interface ErrorContext {
   config: Config;
@@ -24,16 +17,6 @@ export interface ErrorContext {
   action: string;
   prefix?: string;
 }
-
-// What OpenSSL and Node say when a TLS handshake fails, by who refused whom.
-const SERVER_REFUSED_CLIENT_CERT = /alert (bad certificate|certificate required|unknown ca|certificate unknown|unsupported certificate|access denied)|SSL alert number (42|43|46|48|49|116)\b/i;
-const SERVER_REFUSED_EXPIRED_CERT = /alert certificate expired|SSL alert number 45\b/i;
-const SERVER_CERT_UNTRUSTED = /unable to verify the first certificate|unable to get local issuer certificate|unable to get issuer certificate|self[- ]signed certificate|certificate signature failure|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT/i;
-const SERVER_CERT_EXPIRED = /certificate has expired|CERT_HAS_EXPIRED|certificate is not yet valid/i;
-const SERVER_CERT_WRONG_NAME = /altnames|ERR_TLS_CERT_ALTNAME_INVALID/i;
-// A plain-http etcd answers a TLS ClientHello with bytes that are not TLS, or
-// simply resets the connection; which one the client sees is a race.
-const SERVER_NOT_TLS = /disconnected before secure TLS connection|wrong version number|packet length too long|http request|read ECONNRESET/i;
 
 function certName(pem: string | undefined): string {
   if (!pem) return '';
@@ -48,7 +31,7 @@ function certName(pem: string | undefined): string {
 function certUser(config: Config): string | undefined {
   if (!config.clientCert || config.username !== undefined) return undefined;
   try {
-    return /CN=([^\n,]+)/.exec(new X509Certificate(config.clientCert).subject)?.[1];
+    return commonName(new X509Certificate(config.clientCert));
   } catch {
     return undefined;
   }
@@ -70,14 +53,15 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
   const detail = shortGrpcMessage(message);
 
   // TLS first: these arrive as "unavailable" errors but never heal by retrying.
-  if (SERVER_REFUSED_EXPIRED_CERT.test(message)) {
+  const tls = tlsProblem(err, config.secure);
+  if (tls === 'clientCertExpired') {
     return new AuthError(
       `etcd at ${where} refused the client certificate${certName(config.clientCert)}: it has expired`,
       'issue a new client certificate from the CA etcd trusts (its --trusted-ca-file)',
       { cause: err },
     );
   }
-  if (SERVER_REFUSED_CLIENT_CERT.test(message)) {
+  if (tls === 'clientCertRefused') {
     if (!config.clientCert) {
       return new AuthError(
         `etcd at ${where} requires a client certificate (it runs with --client-cert-auth), and none was given`,
@@ -91,22 +75,22 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
       { cause: err },
     );
   }
-  if (SERVER_CERT_WRONG_NAME.test(message)) {
-    return new ConnectionError(
+  if (tls === 'serverCertWrongName') {
+    return new TlsError(
       `the server certificate of etcd at ${where} is not issued for that address (${detail})`,
       'connect with a host name or IP address the certificate lists, or reissue the server certificate with it in subjectAltName',
       { cause: err },
     );
   }
-  if (SERVER_CERT_EXPIRED.test(message)) {
-    return new ConnectionError(
+  if (tls === 'serverCertExpired') {
+    return new TlsError(
       `the server certificate of etcd at ${where} has expired or is not yet valid (${detail})`,
       'renew the etcd server certificates, or check this machine\'s clock',
       { cause: err },
     );
   }
-  if (SERVER_CERT_UNTRUSTED.test(message)) {
-    return new ConnectionError(
+  if (tls === 'serverCertUntrusted') {
+    return new TlsError(
       config.caCert
         ? `the server certificate of etcd at ${where} is not signed by ca_cert${certName(config.caCert)}: they do not match (${detail})`
         : `the server certificate of etcd at ${where} is not signed by any CA this system trusts (${detail})`,
@@ -114,8 +98,8 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
       { cause: err },
     );
   }
-  if (config.secure && SERVER_NOT_TLS.test(message)) {
-    return new ConnectionError(
+  if (tls === 'notTls') {
+    return new TlsError(
       `etcd at ${where} does not speak TLS (${detail}); for plain http, write http://`,
       'if etcd serves plain http, write the endpoints with http://',
       { cause: err },

@@ -1,6 +1,5 @@
 import type { IMember, IStatusResponse } from 'etcd3';
 import type { Config } from '../config/config';
-import { ConnectionError } from '../errors';
 import { connect, Connection } from './connect';
 import { explainEtcdError } from './explain';
 import { prefixRange } from './pages';
@@ -21,7 +20,7 @@ const hex = (id: string) => BigInt(id).toString(16);
  * leader and the members, whether the credentials work, and whether the user
  * may read (and write) the prefix. Nothing is written.
  */
-export async function probeCluster(config: Config): Promise<ProbeLine[]> {
+export async function probeCluster(config: Config, warn?: (message: string) => void): Promise<ProbeLine[]> {
   const lines: ProbeLine[] = [];
   const scope = config.prefix ? `prefix ${JSON.stringify(config.prefix)}` : 'the whole keyspace';
   const who = config.username !== undefined ? `user "${config.username}"` : 'the client';
@@ -31,7 +30,7 @@ export async function probeCluster(config: Config): Promise<ProbeLine[]> {
   const anonymous: Config = { ...config, username: undefined, password: undefined };
   const statuses = await Promise.all(
     config.endpoints.map(async (endpoint) => {
-      const one = connect(anonymous, [endpoint], { retry: false });
+      const one = connect(anonymous, [endpoint], { retry: false, warn });
       try {
         return { endpoint, status: await one.client.maintenance.status() };
       } catch (err) {
@@ -45,7 +44,7 @@ export async function probeCluster(config: Config): Promise<ProbeLine[]> {
 
   let members: IMember[] = [];
   if (up.length > 0) {
-    const any = connect(anonymous, up.map((s) => s.endpoint), { attempts: 3 });
+    const any = connect(anonymous, up.map((s) => s.endpoint), { attempts: 3, warn });
     try {
       members = (await any.client.cluster.memberList({})).members;
     } catch {
@@ -70,7 +69,7 @@ export async function probeCluster(config: Config): Promise<ProbeLine[]> {
       });
     } else {
       // A member down is survivable when others answer; a TLS or credential problem is not.
-      const survivable = s.error instanceof ConnectionError && up.length > 0 && !/certificate|TLS/.test(s.error.message);
+      const survivable = s.error!.kind === 'connection' && up.length > 0;
       lines.push({
         name: 'endpoint',
         status: survivable ? 'warn' : 'fail',
@@ -115,7 +114,7 @@ export async function probeCluster(config: Config): Promise<ProbeLine[]> {
   }
 
   // Fewer tries than a backup: validate must answer fast, even when the cluster cannot.
-  const conn: Connection = connect(config, config.endpoints, { attempts: 3 });
+  const conn: Connection = connect(config, config.endpoints, { attempts: 3, warn });
   try {
     // The first call with the credentials logs in: a wrong password fails here.
     try {

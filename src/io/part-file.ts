@@ -3,19 +3,7 @@ import { open as opendir, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { FileError } from '../errors';
-
-// Part files not yet renamed into place are removed however the process ends
-// (a second Ctrl-C included), so a failed backup leaves nothing behind.
-const live = new Set<string>();
-process.on('exit', () => {
-  for (const path of live) {
-    try {
-      unlinkSync(path);
-    } catch {
-      // already gone
-    }
-  }
-});
+import { keepAtExit, removeAtExit } from './exit-cleanup';
 
 const close = promisify(closeCb);
 const fdatasync = promisify(fdatasyncCb);
@@ -48,7 +36,7 @@ export class PartFile {
     } catch (err) {
       throw new FileError(`cannot write ${target}: ${(err as Error).message}`, 'check that its directory exists and that you may write there');
     }
-    live.add(part);
+    removeAtExit(part);
     return new PartFile(fd, part, target);
   }
 
@@ -82,7 +70,7 @@ export class PartFile {
       this.remove();
       throw new FileError(`cannot write ${this.target}: ${(err as Error).message}`, 'check free space and permissions; the previous file, if any, is unchanged');
     }
-    live.delete(this.part);
+    keepAtExit(this.part);
     // The archive is in place now; only the rename's own durability is left.
     try {
       const dir = await opendir(dirname(this.target), 'r');
@@ -102,6 +90,6 @@ export class PartFile {
     } catch {
       // never created, or renamed
     }
-    live.delete(this.part);
+    keepAtExit(this.part);
   }
 }

@@ -1,4 +1,4 @@
-import { createWriteStream, realpathSync, statSync, type Stats } from 'node:fs';
+import { createWriteStream, realpathSync, statSync, WriteStream, type Stats } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { FileError, OutputClosedError, ShieldError } from '../errors';
 import { PartFile } from './part-file';
@@ -10,12 +10,19 @@ import { PartFile } from './part-file';
 export class Sink {
   private failure: ShieldError | undefined;
   bytes = 0;
+  /**
+   * A file stream is done with a buffer once its write callback runs, so the
+   * caller may reuse it. Any other stream may still hold the very buffer
+   * (a PassThrough hands it on, an upload queues it), so it gets a copy.
+   */
+  private readonly ownsNothingAfterWrite: boolean;
 
   constructor(
     private readonly stream: Writable,
     name: string,
     private readonly part?: PartFile,
   ) {
+    this.ownsNothingAfterWrite = stream instanceof WriteStream;
     stream.on('error', (err: NodeJS.ErrnoException) => {
       this.failure ??=
         err.code === 'EPIPE' || err.code === 'ECONNRESET'
@@ -25,11 +32,6 @@ export class Sink {
             )
           : new FileError(`cannot write ${name}: ${err.message}`, 'check free space and permissions');
     });
-  }
-
-  /** Standard output through a file stream: writes go to the thread pool and report EPIPE as an error. */
-  static stdout(): Sink {
-    return new Sink(createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 }), 'standard output');
   }
 
   /**
@@ -56,7 +58,13 @@ export class Sink {
     if (this.failure) throw this.failure;
     this.bytes += buf.length;
     this.part?.wrote(buf.length);
-    if (this.stream.write(buf, written && (() => written()))) return;
+    let ok: boolean;
+    if (this.ownsNothingAfterWrite || !written) ok = this.stream.write(buf, written && (() => written()));
+    else {
+      ok = this.stream.write(Buffer.from(buf));
+      written();
+    }
+    if (ok) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream.off('drain', done);

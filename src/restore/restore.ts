@@ -1,14 +1,16 @@
 import { stat } from 'node:fs/promises';
 import { scanArchive } from '../archive/read';
 import { ArchiveSummary, verifyArchive } from '../archive/verify';
-import { ArchiveError, CancelledError, ConfigError, FileError, ShieldError } from '../errors';
+import { ArchiveError, CancelledError, ConfigError, FileError, RestoreInterruptedError, ShieldError } from '../errors';
+import { isLeaseExists } from '../etcd/classify';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { countKeys, readPages } from '../etcd/pages';
 import { Int64Field } from '../etcd/range-codec';
 import { mapLimit } from '../util/concurrency';
 import { planRestore, RestorePlan } from './plan';
-import { BatchLimits, BatchWriter, DEFAULT_LIMITS, WriterStats } from './writer';
+import { BatchLimits, DEFAULT_LIMITS } from './limits';
+import { BatchWriter, WriterStats } from './writer';
 
 export interface RestoreOptions {
   /** Restore only keys starting with this; also the scope of overwrite. */
@@ -30,17 +32,6 @@ export interface RestoreSummary {
   leasesGranted: number;
   writer?: WriterStats;
   plan?: RestorePlan;
-}
-
-/** Partial progress, attached to a failure so the operator knows what changed. */
-export class RestoreInterrupted extends Error {
-  constructor(
-    readonly error: ShieldError,
-    readonly written: number,
-    readonly deleted: number,
-  ) {
-    super(error.message);
-  }
 }
 
 const LEASE_GRANT_CONCURRENCY = 16;
@@ -101,7 +92,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
       await conn.client.leaseClient.leaseGrant({ ID: l.id, TTL: ttl });
     } catch (err) {
       // A re-run finds the lease from the first run: reuse it.
-      if (!/lease already exists/.test(String((err as Error)?.message))) throw explainEtcdError(err, ctx(`grant lease ${l.id} for`));
+      if (!isLeaseExists(err)) throw explainEtcdError(err, ctx(`grant lease ${l.id} for`));
     }
   });
   result.leasesGranted = leases.length;
@@ -111,8 +102,9 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
   const scopeKey = Buffer.from(scope);
   const fail = async (err: unknown): Promise<never> => {
     await writer.settle();
-    const cause = err instanceof ShieldError ? err : explainEtcdError(err, ctx('write'));
-    throw new RestoreInterrupted(cause, writer.stats.puts, writer.stats.deletes);
+    let cause = err instanceof ShieldError ? err : explainEtcdError(err, ctx('write'));
+    if (opts.signal?.aborted && !(cause instanceof CancelledError)) cause = new CancelledError('stopped by a signal', undefined, { cause });
+    throw new RestoreInterruptedError(cause, writer.stats.puts, writer.stats.deletes);
   };
 
   try {
@@ -155,7 +147,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
       result.deleted = writer.stats.deletes;
     }
   } catch (err) {
-    if (err instanceof RestoreInterrupted) throw err;
+    if (err instanceof RestoreInterruptedError) throw err;
     return fail(err);
   }
   if (opts.signal?.aborted) return fail(new CancelledError('stopped by a signal'));

@@ -1,21 +1,12 @@
 import { showKey } from '../archive/keys';
 import { CancelledError, EtcdError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
+import { isTooLarge } from '../etcd/classify';
 import { explainEtcdError } from '../etcd/explain';
 import { countPuts, opKey, TxnEncoder } from '../etcd/txn-codec';
 import { kvUnary } from '../etcd/unary';
 import { BufferPool } from '../io/buffer-pool';
-
-export interface BatchLimits {
-  /** etcd refuses transactions of more than 128 operations (--max-txn-ops). */
-  maxOps: number;
-  /** Kept under etcd's default 1.5 MiB --max-request-bytes; counted as encoded. */
-  maxBytes: number;
-  /** Transactions in flight at once. */
-  concurrency: number;
-}
-
-export const DEFAULT_LIMITS: BatchLimits = { maxOps: 128, maxBytes: 1024 * 1024, concurrency: 8 };
+import type { BatchLimits } from './limits';
 
 export interface WriterStats {
   puts: number;
@@ -107,9 +98,7 @@ export class BatchWriter {
     try {
       await kvUnary(this.conn, 'Txn', txn, renew);
     } catch (err) {
-      // etcd answers "request is too large" up to --max-request-bytes, and its
-      // gRPC layer RESOURCE_EXHAUSTED a little above that.
-      if (!/request is too large|larger than max/.test(String((err as Error)?.message))) throw err;
+      if (!isTooLarge(err)) throw err;
       if (starts.length === 1) {
         throw new EtcdError(
           `etcd refused key ${showKey(opKey(txn, 0))} (${txn.length} bytes): larger than its --max-request-bytes`,

@@ -1,19 +1,15 @@
-import type { Config } from '../config/config';
-import { CancelledError, FileError } from '../errors';
-import { connect } from '../etcd/connect';
-import { printReport } from '../io/report';
-import { spoolStdin } from '../io/spool';
-import { withTempDir } from '../io/tempdir';
-import { Progress } from '../cli/progress';
-import { restore, RestoreInterrupted, RestoreSummary } from '../restore/restore';
-import type { BatchLimits } from '../restore/writer';
-import { humanBytes, secondsSince } from '../util/format';
-import type { RunContext } from './context';
+import type { Config } from '../../config/config';
+import { FileError } from '../../errors';
+import { restore, RestoreRunOptions, RestoreSummary } from '../../api/restore';
+import { humanBytes, secondsSince } from '../../util/format';
+import { type RunContext, warnings } from '../context';
+import { Progress } from '../progress';
+import { printReport } from '../stdout';
 
 export interface RestoreCommandOptions {
   in?: string;
   dryRun?: boolean;
-  limits: Partial<BatchLimits>;
+  limits: RestoreRunOptions['limits'];
 }
 
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
@@ -21,37 +17,21 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
   }
   const start = process.hrtime.bigint();
-  await withTempDir(async (dir) => {
-    const path = opts.in ?? (await spoolStdin(dir, ctx.signal));
-    const conn = connect(config);
-    const progress = new Progress();
-    try {
-      const summary = await restore(conn, path, {
-        prefix: config.prefix,
-        overwrite: config.overwrite,
-        dryRun: opts.dryRun,
-        limits: opts.limits,
-        signal: ctx.signal,
-        onPhase: (phase) => progress.phase(phase),
-        onProgress: (done, total) => progress.update(done, total),
-      });
-      progress.stop();
-      report(summary, config, opts, ctx, secondsSince(start));
-    } catch (err) {
-      progress.stop();
-      if (err instanceof RestoreInterrupted) {
-        ctx.say(
-          // etcd may apply a transaction whose answer never arrives, hence "at least".
-          `restore stopped after writing at least ${err.written} keys and deleting ${err.deleted}; no key was deleted unless every key of the archive had been written. Running the same restore again converges.`,
-        );
-        if (ctx.signal.aborted && !(err.error instanceof CancelledError)) throw new CancelledError('restore stopped by a signal');
-        throw err.error;
-      }
-      throw err;
-    } finally {
-      conn.close();
-    }
-  });
+  const progress = new Progress();
+  try {
+    const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
+      dryRun: opts.dryRun,
+      limits: opts.limits,
+      inputName: 'standard input',
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+      onWarning: warnings(ctx),
+    });
+    progress.stop();
+    report(summary, config, opts, ctx, secondsSince(start));
+  } finally {
+    progress.stop();
+  }
 }
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolveConfig, type Config } from '../config/config';
 import { UsageError } from '../errors';
-import { rawFields } from '../cli/fields-cli';
+import { rawFields } from './field-flags';
 
 /** What every command gets: where to talk to the operator, and the stop signal. */
 export interface RunContext {
@@ -12,6 +12,11 @@ export interface RunContext {
 
 export function stderrContext(signal: AbortSignal): RunContext {
   return { signal, say: (line) => process.stderr.write(`${line}\n`) };
+}
+
+/** Library warnings, as the operator reads them. */
+export function warnings(ctx: RunContext): (message: string) => void {
+  return (message) => ctx.say(`warning: ${message}`);
 }
 
 /** Resolves this command's fields into a checked Config, warning about unknown keys. */
@@ -32,4 +37,3 @@ export function positiveInt(name: string) {
     return n;
   };
 }
-

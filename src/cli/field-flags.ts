@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { FIELDS } from '../config/fields';
-import { BadEndpointJsonError, FileError, UsageError } from '../errors';
-
-/** The -e JSON is small; anything this large is a mistake, not a configuration. */
-const MAX_ENDPOINT_JSON = 1024 * 1024;
+import { FileError, UsageError } from '../errors';
+import { parseEndpointJson } from '../shield/endpoint-json';
 
 function attr(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -35,22 +33,6 @@ function readPem(path: string, flag: string): string {
   } catch (err) {
     throw new FileError(`cannot read --${flag} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give the path of a readable PEM file');
   }
-}
-
-export function parseEndpointJson(text: string): Record<string, unknown> {
-  if (Buffer.byteLength(text) > MAX_ENDPOINT_JSON) {
-    throw new BadEndpointJsonError(`the --endpoint JSON is ${Buffer.byteLength(text)} bytes; a configuration is far smaller`, 'pass only the plugin fields');
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new BadEndpointJsonError(`the --endpoint value is not valid JSON: ${(err as Error).message}`, 'pass one JSON object, e.g. -e \'{"url":"http://127.0.0.1:2379"}\'');
-  }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) {
-    throw new BadEndpointJsonError('the --endpoint JSON must be an object of fields', 'pass one JSON object, e.g. -e \'{"url":"http://127.0.0.1:2379"}\'');
-  }
-  return value as Record<string, unknown>;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FIELDS } from './fields';
+import { FIELDS } from '../src/config/fields';
 
 const START = '<!-- fields:start (generated from src/config/fields.ts by `npm run docs`) -->';
 const END = '<!-- fields:end -->';

@@ -1,0 +1,55 @@
+import type { Writable } from 'node:stream';
+import { backup as runBackup } from '../backup/backup';
+import type { BackupFormat, BackupSummary } from '../backup/types';
+import type { Config } from '../config/config';
+import { CancelledError } from '../errors';
+import { connect } from '../etcd/connect';
+import { Sink } from '../io/sink';
+import { ArchiveOutput, isFile, OperationOptions, phases } from './options';
+
+export interface BackupRunOptions extends OperationOptions {
+  /** etcd-shield (checksummed, with leases; the default) or legacy (the original Go plugin's). */
+  format?: BackupFormat;
+  /** Byte budget per read request (tuning only). */
+  pageBytes?: number;
+  /** How messages name a stream output (default "the output stream"). */
+  outputName?: string;
+}
+
+export type { BackupSummary };
+
+/**
+ * Writes a consistent archive of the keys under config.prefix, every page
+ * read at one revision. A file output appears only once complete; a stream
+ * output that fails part-way holds an archive without a trailer, which
+ * restore and verify refuse.
+ */
+export async function backup(config: Config, output: ArchiveOutput, opts: BackupRunOptions = {}): Promise<BackupSummary> {
+  const sink = isFile(output) ? Sink.file(output.file) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
+  const format = opts.format ?? 'etcd-shield';
+  const conn = connect(config, config.endpoints, { warn: opts.onWarning });
+  const report = phases(opts.onProgress);
+  report.phase('backup');
+  try {
+    const summary = await runBackup(conn, sink, {
+      prefix: config.prefix,
+      format,
+      pageBytes: opts.pageBytes,
+      signal: opts.signal,
+      onProgress: report.progress,
+    });
+    await sink.end();
+    if (summary.keys === 0 && format === 'legacy') {
+      opts.onWarning?.('no keys matched; the legacy format cannot record an empty backup, so the output is empty');
+    }
+    return summary;
+  } catch (err) {
+    await sink.abandon().catch(() => undefined);
+    if (opts.signal?.aborted || err instanceof CancelledError) {
+      throw new CancelledError('backup stopped by a signal; the archive is incomplete (no trailer) and restore will refuse it', undefined, { cause: err });
+    }
+    throw err;
+  } finally {
+    conn.close();
+  }
+}

@@ -1,0 +1,39 @@
+import { verifyArchive } from '../archive/verify';
+import { withArchiveFile } from './input';
+import type { ArchiveInput, OperationOptions } from './options';
+
+export interface VerifySummary {
+  ok: true;
+  format: 'etcd-shield' | 'legacy';
+  /** null for legacy archives, which record no revision, prefix, cluster or time. */
+  revision: string | null;
+  keys: number;
+  leases: number;
+  bytes: number;
+  prefix: string | null;
+  /** Hexadecimal, as etcdctl prints it. */
+  clusterId: string | null;
+  createdAt: string | null;
+  tool: string | null;
+  sha256: string | null;
+}
+
+/** Checks an archive end to end (structure, order, count, sha256) without etcd; throws an ArchiveError at the first defect. */
+export async function verify(input: ArchiveInput, opts: Pick<OperationOptions, 'signal'> & { inputName?: string } = {}): Promise<VerifySummary> {
+  return withArchiveFile(input, opts.inputName, opts.signal, async (path) => {
+    const s = await verifyArchive(path, '', opts.signal);
+    return {
+      ok: true,
+      format: s.format,
+      revision: s.header?.revision ?? null,
+      keys: s.records,
+      leases: s.leases.length,
+      bytes: s.bytes,
+      prefix: s.header?.prefix ?? null,
+      clusterId: s.header ? BigInt(s.header.clusterId).toString(16) : null,
+      createdAt: s.header?.createdAt ?? null,
+      tool: s.header?.tool ?? null,
+      sha256: s.trailer?.sha256 ?? null,
+    };
+  });
+}
