@@ -20,8 +20,8 @@ function findRepoRoot(): string {
 }
 
 export const repoRoot = findRepoRoot();
-/** The shared folder sits beside the clone (../shared), in CI as on a workstation. */
-export const fixturesDir = path.join(repoRoot, '..', 'shared', 'fixtures');
+/** Archives and `info` output of the original Go plugin, kept in the repository. */
+export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
 export const binPath = path.join(repoRoot, 'bin', 'etcd-shield');
 
 export interface CliResult {
@@ -40,7 +40,7 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
-/** The inherited environment without etcd(ctl) settings or DEBUG, which would change what the CLI does. */
+/** The inherited environment without ETCD_*, ETCDCTL_*, SHIELD_* or DEBUG, which would silently change what etcd, etcdctl or the CLI do. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {

@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeCerts, type CertSet } from './certs';
+import { childEnv } from './cli';
 
 export type { CertSet } from './certs';
 
@@ -98,20 +99,11 @@ function track(p: ChildProcess): void {
   p.once('exit', () => liveProcs.delete(p));
 }
 
-// Inherited ETCD_*/ETCDCTL_* variables would silently change flags.
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_')) env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
 // etcd 3.4 refuses to run on non-amd64/ppc64le unless told otherwise.
 function etcdEnv(): NodeJS.ProcessEnv {
   const goArch: Record<string, string> = { arm64: 'arm64', arm: 'arm', ia32: '386', s390x: 's390x', ppc64: 'ppc64le' };
-  if (process.arch === 'x64' || process.arch === 'ppc64') return cleanEnv();
-  return cleanEnv({ ETCD_UNSUPPORTED_ARCH: goArch[process.arch] ?? process.arch });
+  if (process.arch === 'x64' || process.arch === 'ppc64') return childEnv();
+  return childEnv({ ETCD_UNSUPPORTED_ARCH: goArch[process.arch] ?? process.arch });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -246,7 +238,7 @@ export interface EtcdCluster {
 
 function runEtcdctl(args: string[], opts: { input?: string | Buffer; timeoutMs?: number }): Promise<EtcdctlResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(ETCDCTL_BIN, args, { env: cleanEnv({ ETCDCTL_API: '3' }), stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(ETCDCTL_BIN, args, { env: childEnv({ ETCDCTL_API: '3' }), stdio: ['pipe', 'pipe', 'pipe'] });
     track(p);
     const out: Buffer[] = [];
     const err: Buffer[] = [];

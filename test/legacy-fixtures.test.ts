@@ -1,4 +1,4 @@
-// Archives made by the original Go plugin (shared/fixtures) restore into a real etcd, and
+// Archives made by the original Go plugin (test/fixtures) restore into a real etcd, and
 // `backup --format legacy` reproduces them byte for byte.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Etcd3, type IRequestOp } from 'etcd3';
 import { scanArchive } from '../src/archive/read';
 import type { ArchiveHeader, KeyRecord } from '../src/archive/types';
-import { binPath, describeRun, expectCode, repoRoot, reportLines, runCli, type CliResult } from './cli';
+import { binPath, childEnv, describeRun, expectCode, repoRoot, reportLines, runCli, type CliResult } from './cli';
 import { startEtcd, type EtcdCluster, type EtcdNode } from './harness';
 
 const KEYS = 24_000;
@@ -80,12 +80,6 @@ async function readArchive(file: string): Promise<{ header?: ArchiveHeader; reco
     }
   });
   return { header, records, trailer };
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_') && k !== 'DEBUG' && !k.startsWith('SHIELD_')) env[k] = v;
-  return env;
 }
 
 /**

@@ -1,4 +1,4 @@
-// The SHIELD plugin contract (shared/SHIELD-CONTRACT.md), checked through the real CLI
+// SHIELD's plugin contract (info, validate, backup, restore, exit codes), checked through the real CLI
 // against real etcd processes on loopback.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { FIELDS } from '../config/fields';
 import { FileError, UsageError } from '../errors';
-import { parseEndpointJson } from '../shield/endpoint-json';
+import { endpointOption, parseEndpointJson } from '../shield/endpoint-json';
 
 function attr(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -10,9 +10,7 @@ function attr(flag: string): string {
 
 /** Adds -e/--endpoint and one flag (plus hidden aliases) per schema field. */
 export function addFieldOptions(cmd: Command): Command {
-  cmd.addOption(
-    new Option('-e, --endpoint <json>', 'the whole configuration as one JSON object (how SHIELD calls a plugin); field flags are then not allowed'),
-  );
+  cmd.addOption(endpointOption());
   for (const f of FIELDS) {
     const [main, ...aliases] = f.cli.flags;
     const value = f.cli.value ? ` <${f.cli.value}>` : '';

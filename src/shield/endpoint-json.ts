@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import { BadEndpointJsonError } from '../errors';
 
 /** The -e JSON is small; anything this large is a mistake, not a configuration. */
@@ -18,4 +19,9 @@ export function parseEndpointJson(text: string): Record<string, unknown> {
     throw new BadEndpointJsonError('the --endpoint JSON must be an object of fields');
   }
   return value as Record<string, unknown>;
+}
+
+/** -e/--endpoint, on every command that takes the fields. */
+export function endpointOption(): Option {
+  return new Option('-e, --endpoint <json>', 'the whole configuration as one JSON object (how SHIELD calls a plugin); field flags are then not allowed');
 }
