@@ -42,3 +42,32 @@ test('after the signal, calls still waiting fail and never start', async () => {
   await assert.rejects(second, CancelledError);
   assert.equal(started, 1);
 });
+
+test('after the signal, every call still waiting fails, not only the first', async () => {
+  const stop = new AbortController();
+  const run = limiter(1, stop.signal);
+  let started = 0;
+  const first = run(async () => {
+    started++;
+    stop.abort();
+    await sleep(5);
+    return 'first';
+  });
+  const waiting = Array.from({ length: 3 }, () =>
+    run(async () => {
+      started++;
+    }),
+  );
+  assert.equal(await first, 'first');
+  // A waiter that stayed asleep would leave its promise pending: give up after a while rather than hang.
+  const outcomes = await Promise.race([
+    Promise.allSettled(waiting),
+    sleep(1000).then(() => 'some calls never settled'),
+  ]);
+  assert.notEqual(outcomes, 'some calls never settled', 'a waiter woken after the signal did not wake the next');
+  for (const o of outcomes as PromiseSettledResult<void>[]) {
+    assert.equal(o.status, 'rejected');
+    assert.ok((o as PromiseRejectedResult).reason instanceof CancelledError);
+  }
+  assert.equal(started, 1);
+});
