@@ -14,7 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { Etcd3 } from 'etcd3';
-import { MAGIC, NativeEncoder } from '../src/archive/native';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC } from '../src/archive/native-format';
 import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
@@ -87,7 +89,7 @@ function encodeArchive(records: KeyRecord[], prefix: string): Buffer {
   const sorted = [...records].sort((a, b) => Buffer.compare(a.key, b.key));
   return Buffer.concat([
     enc.start({ tool: 'faults test', revision: '100', prefix, clusterId: '1', memberId: '1', createdAt: '2024-01-01T00:00:00Z' }),
-    enc.records(sorted),
+    enc.records(rangeReplyOf(sorted)),
     enc.finish(),
   ]);
 }

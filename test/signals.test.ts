@@ -12,7 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { MAGIC, NativeEncoder } from '../src/archive/native';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC } from '../src/archive/native-format';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
@@ -206,7 +208,7 @@ function restoreArchive(): { file: string; records: KeyRecord[] } {
   const enc = new NativeEncoder();
   const bytes = Buffer.concat([
     enc.start({ tool: 'signals test', revision: String(RS_KEYS + 2), prefix: '/rs/', clusterId: '1', memberId: '1', createdAt: new Date().toISOString() }),
-    enc.records(records),
+    enc.records(rangeReplyOf(records)),
     enc.finish(),
   ]);
   const file = path.join(tmp, 'restore.archive');
