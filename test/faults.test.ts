@@ -222,7 +222,7 @@ test('with RBAC, the auth token expires between two restore transactions: the wr
     await writer.put(Buffer.from('/w/2'), Buffer.from('two'), '0');
     await writer.flush();
     assert.equal(writer.stats.puts, 2);
-    assert.equal(await callsAnswered(etcd.url, 'Txn', 'Unauthenticated'), refusedBefore + 1, 'etcd did not refuse the second transaction for its expired token');
+    assert.ok((await callsAnswered(etcd.url, 'Txn', 'Unauthenticated')) > refusedBefore, 'etcd did not refuse the second transaction for its expired token');
     assert.equal(String(await conn.client.get('/w/2')), 'two');
   } finally {
     conn.close();
