@@ -7,7 +7,10 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { ArchiveError } from '../src/errors';
 import { encodeLegacyLine, LegacyDecoder } from '../src/archive/legacy';
-import { MAGIC, NativeDecoder, NativeEncoder } from '../src/archive/native';
+import { NativeDecoder } from '../src/archive/native-decode';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC } from '../src/archive/native-format';
 import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../src/archive/types';
 import { verifyArchive } from '../src/archive/verify';
 
@@ -43,8 +46,8 @@ const LEASES: LeaseRecord[] = [{ id: '1234567890123', grantedTtl: '600', remaini
 function encode(records: readonly KeyRecord[], leases: readonly LeaseRecord[] = [], header = HEADER, split = false): Buffer {
   const enc = new NativeEncoder();
   const parts = [enc.start(header)];
-  if (split) for (const r of records) parts.push(enc.records([r]));
-  else parts.push(enc.records(records));
+  if (split) for (const r of records) parts.push(enc.records(rangeReplyOf([r])));
+  else parts.push(enc.records(rangeReplyOf(records)));
   for (const l of leases) parts.push(enc.lease(l));
   parts.push(enc.finish());
   return Buffer.concat(parts);
@@ -218,7 +221,7 @@ describe('native format', () => {
 
   test('a record after a lease, or a frame before the header, is rejected', () => {
     const enc = new NativeEncoder();
-    const bad = Buffer.concat([enc.start(HEADER), enc.records([rec('/a', '1')]), enc.lease(LEASES[0]!), enc.records([rec('/b', '2')]), enc.finish()]);
+    const bad = Buffer.concat([enc.start(HEADER), enc.records(rangeReplyOf([rec('/a', '1')])), enc.lease(LEASES[0]!), enc.records(rangeReplyOf([rec('/b', '2')])), enc.finish()]);
     assert.throws(() => decodeNative(bad), isArchiveError);
     const headerFrameEnd = MAGIC.length + 5 + archive.readUInt32BE(MAGIC.length + 1);
     const noHeader = Buffer.concat([archive.subarray(0, MAGIC.length), archive.subarray(headerFrameEnd)]);

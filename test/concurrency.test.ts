@@ -24,7 +24,8 @@ test('a limiter keeps at most its limit of calls in flight and answers each', as
   assert.equal(most, 3);
 });
 
-test('after the signal, calls still waiting fail and never start', async () => {
+/** A limit of one whose first call fires the signal, then `waiters` more calls queued behind it. */
+function stoppedWhileBusy(waiters: number): { first: Promise<string>; waiting: Promise<string>[]; started: () => number } {
   const stop = new AbortController();
   const run = limiter(1, stop.signal);
   let started = 0;
@@ -34,11 +35,31 @@ test('after the signal, calls still waiting fail and never start', async () => {
     await sleep(5);
     return 'first';
   });
-  const second = run(async () => {
-    started++;
-    return 'second';
-  });
+  const waiting = Array.from({ length: waiters }, () =>
+    run(async () => {
+      started++;
+      return 'waiter';
+    }),
+  );
+  return { first, waiting, started: () => started };
+}
+
+test('after the signal, calls still waiting fail and never start', async () => {
+  const { first, waiting, started } = stoppedWhileBusy(1);
   assert.equal(await first, 'first');
-  await assert.rejects(second, CancelledError);
-  assert.equal(started, 1);
+  await assert.rejects(waiting[0]!, CancelledError);
+  assert.equal(started(), 1);
+});
+
+test('after the signal, every call still waiting fails, not only the first', async () => {
+  const { first, waiting, started } = stoppedWhileBusy(3);
+  assert.equal(await first, 'first');
+  // A waiter that stayed asleep would leave its promise pending: give up after a while rather than hang.
+  const outcomes = await Promise.race([Promise.allSettled(waiting), sleep(1000).then(() => 'some calls never settled' as const)]);
+  assert.notEqual(outcomes, 'some calls never settled', 'a waiter woken after the signal did not wake the next');
+  for (const o of outcomes as PromiseSettledResult<string>[]) {
+    assert.equal(o.status, 'rejected');
+    assert.ok((o as PromiseRejectedResult).reason instanceof CancelledError);
+  }
+  assert.equal(started(), 1);
 });

@@ -4,8 +4,9 @@
 // what happened, no stack trace); nothing is lost (no key deleted by a failed
 // restore, no trailer on a failed backup); and running the same command again
 // converges to the archive. Faults are placed by state, never by timing: a
-// backup is held still by not reading its stdout, a restore is caught by
-// watching for its first key.
+// backup is held still by not reading its stdout, a restore is stopped at its
+// first key. Each test then shows that its fault hit the run: etcd's own
+// counters (its /metrics page) or the CLI's messages say so.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -14,7 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { Etcd3 } from 'etcd3';
-import { MAGIC, NativeEncoder } from '../src/archive/native';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC } from '../src/archive/native-format';
 import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
@@ -25,6 +28,7 @@ import { connect } from '../src/etcd/connect';
 import { BatchWriter } from '../src/restore/writer';
 import { assertNoCrash, describeRun, killStartedClis, runCli, startCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
+import { callsAnswered, restoreStoppedAtFirstKey } from './fault-points';
 import { startEtcd, withEtcd, type EtcdCluster } from './harness';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -71,23 +75,12 @@ function asMap(records: { key: Buffer; value: Buffer }[]): Map<string, string> {
   return new Map(records.map((r) => [r.key.toString('hex'), r.value.toString('hex')]));
 }
 
-async function waitForKey(client: Etcd3, key: Buffer, done: Promise<unknown>): Promise<boolean> {
-  let finished = false;
-  void done.then(() => (finished = true));
-  while (!finished) {
-    const r = await client.kv.range({ key, count_only: true }).catch(() => undefined);
-    if (r && Number(r.count) > 0) return true;
-    await sleep(10);
-  }
-  return false;
-}
-
 function encodeArchive(records: KeyRecord[], prefix: string): Buffer {
   const enc = new NativeEncoder();
   const sorted = [...records].sort((a, b) => Buffer.compare(a.key, b.key));
   return Buffer.concat([
     enc.start({ tool: 'faults test', revision: '100', prefix, clusterId: '1', memberId: '1', createdAt: '2024-01-01T00:00:00Z' }),
-    enc.records(sorted),
+    enc.records(rangeReplyOf(sorted)),
     enc.finish(),
   ]);
 }
@@ -166,11 +159,16 @@ test('etcd killed and restarted mid-backup: success with a correct archive, or a
   // The backup runs on into a dead server, which comes back shortly.
   run.child.stdout.resume();
   await sleep(500);
-  await node.start();
+  // No health check: its Range would count as one of the backup's below.
+  await node.start({ wait: 'port' });
   const r = await run.exit;
   const context = `backup across an etcd restart\n${describeRun(r)}`;
   assertSuccessOrClearError(r, context, /etcd|connect|answer|unavailable/i);
   t.diagnostic(`outcome: ${outcome(r)}`);
+  // A success must have read pages from the restarted etcd, or the kill came after the last page.
+  const readAfter = await callsAnswered(node.clientUrl, 'Range');
+  t.diagnostic(`Ranges the restarted etcd answered: ${readAfter}`);
+  if (r.code === 0) assert.ok(readAfter > 0, `${context}: the backup read nothing from the restarted etcd, so the kill missed it`);
   if (r.code === 0) assert.equal(digest(await archiveContents(r.stdout)), digest(expected), `${context}: the archive is not the keyspace`);
   else await assertRefused(r.stdout, context);
 
@@ -194,9 +192,13 @@ test('with RBAC, the auth token expires while a backup waits for its reader: the
     const run = startCli([...backupArgs(etcd.url), '--username', `${user.name}:${user.password}`], { holdStdout: true });
     await run.firstBytes;
     await sleep(3000);
+    const refusedBefore = await callsAnswered(etcd.url, 'Range', 'Unauthenticated');
     run.child.stdout.resume();
     const r = await run.exit;
     assert.equal(r.code, 0, describeRun(r));
+    // Only the backup read meanwhile: a refusal for the expired token shows it still had pages to read.
+    const refused = (await callsAnswered(etcd.url, 'Range', 'Unauthenticated')) - refusedBefore;
+    assert.ok(refused > 0, `etcd refused no read for an expired token: the expiry missed the backup\n${describeRun(r)}`);
     assert.equal(digest(await archiveContents(r.stdout)), digest(expected), 'the archive is not the keyspace');
   } finally {
     root.close();
@@ -216,9 +218,11 @@ test('with RBAC, the auth token expires between two restore transactions: the wr
     await writer.put(Buffer.from('/w/1'), Buffer.from('one'), '0');
     await writer.flush();
     await sleep(3000);
+    const refusedBefore = await callsAnswered(etcd.url, 'Txn', 'Unauthenticated');
     await writer.put(Buffer.from('/w/2'), Buffer.from('two'), '0');
     await writer.flush();
     assert.equal(writer.stats.puts, 2);
+    assert.ok((await callsAnswered(etcd.url, 'Txn', 'Unauthenticated')) > refusedBefore, 'etcd did not refuse the second transaction for its expired token');
     assert.equal(String(await conn.client.get('/w/2')), 'two');
   } finally {
     conn.close();
@@ -265,11 +269,11 @@ test('etcd killed and restarted mid-restore: success or a clear error, nothing l
   await resetArea(client, '/kr/');
   await client.put('/kr-outside').value('outside');
   const args = ['restore', '--endpoints', main.url, '--prefix', '/kr/', '--overwrite', '--in', file, '--timeout', '5', '--concurrency', '2', '--batch-ops', '64'];
-  const run = startCli(args);
-  const writing = await waitForKey(client, records[0]!.key, run.exit);
-  if (!writing) assert.fail(`the restore ended before writing\n${describeRun(await run.exit)}`);
+  // Stopped at its first key, with more than two transactions of 64 left: the kill falls mid-write.
+  const run = await restoreStoppedAtFirstKey(client, '/kr/k', RS_KEYS, 2 * 64 + 1, () => startCli(args));
   const node = main.nodes[0]!;
   await node.kill();
+  run.child.kill('SIGCONT');
   await sleep(500);
   await node.start();
   const r = await run.exit;
@@ -406,8 +410,11 @@ test(
         const fitting = Array.from({ length: 40 }, (_, i) => rec(`/mr/f${String(i).padStart(3, '0')}`, Buffer.alloc(20 * 1024, `${i % 10}`)));
         await resetArea(mc, '/mr/');
         const args = ['restore', '--endpoints', c.url, '--prefix', '/mr/', '--overwrite', '--in', tempFile(encodeArchive(fitting, '/mr/'))];
+        const tooLargeBefore = await callsAnswered(c.url, 'Txn', 'InvalidArgument');
         const r = await runCli(args);
         assert.equal(r.code, 0, `20 KiB values under a 64 KiB limit\n${describeRun(r)}`);
+        // "request is too large" is InvalidArgument: the restore met the limit and split, rather than fitting by chance.
+        assert.ok((await callsAnswered(c.url, 'Txn', 'InvalidArgument')) > tooLargeBefore, `etcd refused no transaction as too large\n${describeRun(r)}`);
         assert.deepEqual(await contents(mc, '/mr/'), asMap(fitting));
         await assertConverges(mc, args, '/mr/', fitting, 'fitting values');
 
@@ -454,10 +461,10 @@ test('a member SIGSTOPped for a few seconds in a 3-member cluster: backup and re
       const file = tempFile(encodeArchive(records, '/slow/rs/'));
       await resetArea(cc, '/slow/rs/');
       const args = ['restore', '--endpoints', c.url, '--prefix', '/slow/rs/', '--overwrite', '--in', file, '--concurrency', '2', '--batch-ops', '32'];
-      const run = startCli(args);
-      const writing = await waitForKey(cc, records[0]!.key, run.exit);
-      if (!writing) assert.fail(`the restore ended before writing\n${describeRun(await run.exit)}`);
+      // Stopped at its first key with more than two transactions of 32 left, so it writes on while the leader is stopped.
+      const run = await restoreStoppedAtFirstKey(cc, '/slow/rs/k', records.length, 2 * 32 + 1, () => startCli(args));
       leader.pause();
+      run.child.kill('SIGCONT');
       await sleep(3000);
       leader.resume();
       const r = await run.exit;
@@ -473,13 +480,15 @@ test('a member SIGSTOPped for a few seconds in a 3-member cluster: backup and re
       victim.pause();
       let b: CliResult;
       try {
-        b = await runCli(['backup', '--endpoints', c.url, '--prefix', '/slow/src/', '--page-bytes', '65536'], { timeoutMs: 120_000 });
+        // Small pages: some 30 requests, each to a member picked at random, so the stopped one is all but sure to get some.
+        b = await runCli(['backup', '--endpoints', c.url, '--prefix', '/slow/src/', '--page-bytes', '16384', '--timeout', '2'], { timeoutMs: 120_000 });
       } finally {
         victim.resume();
       }
       const bContext = `backup with a stopped member\n${describeRun(b)}`;
       assertSuccessOrClearError(b, bContext, /etcd|connect|answer|unavailable|timed out/i);
       t.diagnostic(`backup outcome: ${outcome(b)}`);
+      assert.match(b.stderr, new RegExp(`warning: etcd member ${victim.clientUrl} failed`), `${bContext}: the backup never met the stopped member`);
       if (b.code === 0) assert.equal(digest(await archiveContents(b.stdout)), digest(expected), `${bContext}: the archive is not the keyspace`);
       else await assertRefused(b.stdout, bContext);
       const again = await runCli(['backup', '--endpoints', c.url, '--prefix', '/slow/src/'], { timeoutMs: 120_000 });

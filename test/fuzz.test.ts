@@ -19,7 +19,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { Etcd3 } from 'etcd3';
-import { MAGIC, MAGIC_PREFIX, MAX_FRAME_BYTES, NativeDecoder, NativeEncoder } from '../src/archive/native';
+import { NativeDecoder } from '../src/archive/native-decode';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC, MAGIC_PREFIX, MAX_FRAME_BYTES } from '../src/archive/native-format';
 import { encodeLegacyLine, LegacyDecoder } from '../src/archive/legacy';
 import { scanArchive } from '../src/archive/read';
 import { verifyArchive } from '../src/archive/verify';
@@ -93,7 +96,7 @@ function buildNative(m: NativeModel): Built {
     { kind: 'magic', buf: start.subarray(0, MAGIC.length) },
     { kind: 'header', buf: start.subarray(MAGIC.length) },
   ];
-  for (const r of m.records) frames.push({ kind: 'record', buf: enc.records([r]) });
+  for (const r of m.records) frames.push({ kind: 'record', buf: enc.records(rangeReplyOf([r])) });
   for (const l of m.leases) frames.push({ kind: 'lease', buf: enc.lease(l) });
   frames.push({ kind: 'trailer', buf: enc.finish() });
   return join(frames);

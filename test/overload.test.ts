@@ -20,8 +20,9 @@ import { resolveConfig } from '../src/config/config';
 import { isOverloaded } from '../src/etcd/classify';
 import { connect } from '../src/etcd/connect';
 import { ExitCode } from '../src/errors';
-import { assertNoCrash, describeRun, expectCode, killStartedClis, runCli, startCli, type CliResult, type RunningCli } from './cli';
+import { assertNoCrash, describeRun, expectCode, killStartedClis, runCli, startCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
+import { restoreStoppedAtFirstKey as stoppedAtFirstKey } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -131,31 +132,8 @@ async function drift(): Promise<void> {
   for (let i = 0; i < 20; i++) await client.put(`/ov/extra-${i}`).value('not in the archive');
 }
 
-/** Starts the restore and SIGSTOPs it as soon as its first key is in etcd. */
-async function restoreStoppedAtFirstKey(): Promise<RunningCli> {
-  const watcher = await client.watch().prefix('/ov/k').create();
-  try {
-    let run!: RunningCli;
-    const writing = new Promise<void>((resolve) =>
-      watcher.once('put', () => {
-        run.child.kill('SIGSTOP');
-        resolve();
-      }),
-    );
-    run = startCli(restoreArgs());
-    const first = await Promise.race([writing.then(() => 'writing'), run.exit.then(() => 'exited')]);
-    if (first === 'exited') assert.fail(`the restore ended before writing\n${describeRun(await run.exit)}`);
-    const written = await client.getAll().prefix('/ov/k').count();
-    if (written + 16 >= KEYS) {
-      // At most two transactions of 8 can still land; here the restore had nothing left to overload.
-      run.child.kill('SIGKILL');
-      assert.fail(`the restore had written ${written} of ${KEYS} keys when it was stopped`);
-    }
-    return run;
-  } finally {
-    await watcher.cancel();
-  }
-}
+/** Starts the restore and SIGSTOPs it as soon as its first key is in etcd (at most two transactions of 8 can still land). */
+const restoreStoppedAtFirstKey = () => stoppedAtFirstKey(client, '/ov/k', KEYS, 2 * 8 + 1, () => startCli(restoreArgs()));
 
 const warnings = (stderr: string) => stderr.split('\n').filter((l) => OVERLOAD_WARNING.test(l)).length;
 

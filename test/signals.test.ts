@@ -12,7 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { MAGIC, NativeEncoder } from '../src/archive/native';
+import { NativeEncoder } from '../src/archive/native-encode';
+import { rangeReplyOf } from './range-reply';
+import { MAGIC } from '../src/archive/native-format';
 import { verifyArchive } from '../src/archive/verify';
 import type { KeyRecord } from '../src/archive/types';
 import { ArchiveError, ExitCode } from '../src/errors';
@@ -111,6 +113,9 @@ for (const signals of [1, 2]) {
     const node = cluster.nodes[0]!;
     node.pause();
     try {
+      // With etcd stopped the backup cannot finish, so a part file now means the signal falls mid-backup.
+      if (run.child.exitCode !== null) assert.fail(`the backup ended before the signal\n${describeRun(await run.exit)}`);
+      assert.ok(partsOf(file).length > 0, 'no part file yet: the signal would come before the backup began');
       run.child.kill('SIGINT');
       await run.waitStderr(/SIGINT received/);
       if (signals === 2) run.child.kill('SIGINT');
@@ -132,6 +137,7 @@ test('a second SIGINT quits a backup at once, even with its output stuck (it die
   // The first signal must find the backup stuck on its held output, or it
   // could stop safely by itself: wait until it is (6.6 MB to write).
   for (let i = 0; i < 1000 && run.child.exitCode === null && !blockedWriting(run.child.pid!); i++) await sleep(10);
+  assert.ok(blockedWriting(run.child.pid!), 'the backup never blocked on its held output');
   run.child.kill('SIGINT');
   await run.waitStderr(/SIGINT received/);
   // Still held: the first signal cannot have finished the run.
@@ -168,26 +174,23 @@ test('stdout closed early during backup (the store died): clean non-zero exit, a
   assert.match(err, /broken pipe|went away/i, describeRun(piped));
 });
 
-test(
-  'backup into a slow reader (the pipe fills up) waits for it and completes',
-  { timeout: 120_000 },
-  async () => {
-    // `etcd-shield backup | (sleep 1; cat > FILE)`: the reader starts late, as gzip or a store under load does.
-    const out = path.join(tmp, 'slow-reader.archive');
-    const shell = spawn(
-      'bash',
-      ['-c', 'out="$1"; shift; "$@" | (sleep 1; cat > "$out"); exit "${PIPESTATUS[0]}"', 'pipeline', out, process.execPath, binPath, 'backup', '--endpoints', cluster.url, '--prefix', '/big/'],
-      { env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    shell.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
-    const code = await new Promise<number | null>((resolve) => shell.once('close', resolve));
-    const r = { code: code ?? -1, stdout: Buffer.alloc(0), stderr: err };
-    assert.equal(r.code, 0, `backup | slow reader\n${describeRun(r)}`);
-    const summary = await verifyArchive(out);
-    assert.equal(summary.records, BIG_KEYS);
-  },
-);
+test('backup into a slow reader (the pipe fills up) waits for it and completes', { timeout: 120_000 }, async () => {
+  // The reader takes the first chunk, then nothing until the backup is seen blocked on the full pipe.
+  const run = startCli(['backup', '--endpoints', cluster.url, '--prefix', '/big/'], { holdStdout: true });
+  await run.firstBytes;
+  for (let i = 0; i < 1000 && run.child.exitCode === null && !blockedWriting(run.child.pid!); i++) await sleep(10);
+  if (!blockedWriting(run.child.pid!)) {
+    run.child.stdout.resume();
+    assert.fail(`the backup never waited for its reader\n${describeRun(await run.exit)}`);
+  }
+  run.child.stdout.resume();
+  const r = await run.exit;
+  assert.equal(r.code, 0, `backup into a slow reader\n${describeRun(r)}`);
+  const out = path.join(tmp, 'slow-reader.archive');
+  fs.writeFileSync(out, r.stdout);
+  const summary = await verifyArchive(out);
+  assert.equal(summary.records, BIG_KEYS);
+});
 
 // ---------------------------------------------------------------------------
 // Restore
@@ -206,7 +209,7 @@ function restoreArchive(): { file: string; records: KeyRecord[] } {
   const enc = new NativeEncoder();
   const bytes = Buffer.concat([
     enc.start({ tool: 'signals test', revision: String(RS_KEYS + 2), prefix: '/rs/', clusterId: '1', memberId: '1', createdAt: new Date().toISOString() }),
-    enc.records(records),
+    enc.records(rangeReplyOf(records)),
     enc.finish(),
   ]);
   const file = path.join(tmp, 'restore.archive');

@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ArchiveError, CancelledError, FileError } from '../errors';
 import { LegacyDecoder } from './legacy';
-import { MAGIC_PREFIX, NativeDecoder } from './native';
+import { NativeDecoder } from './native-decode';
+import { MAGIC_PREFIX } from './native-format';
 import type { ArchiveDecoder, ArchiveFormat, ArchiveItem, RecordRef } from './types';
 
 // A transaction in flight keeps the chunks its keys and values are views of, so

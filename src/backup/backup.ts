@@ -1,4 +1,4 @@
-import { NativeEncoder, recordsSize } from '../archive/native';
+import { NativeEncoder, recordsSize } from '../archive/native-encode';
 import type { LeaseRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';

@@ -1,6 +1,7 @@
 import { configure, Reader, util, Writer, type Long } from 'protobufjs/minimal';
 import LongImpl from 'long';
 import type { RecordTable } from '../archive/types';
+import { int64Decimal } from '../util/int64';
 
 // Without Long, protobufjs returns int64s as doubles, which would corrupt
 // lease ids above 2^53. protobufjs normally finds its own `long`; make sure.
@@ -12,7 +13,8 @@ if (!util.Long) {
 // Range messages of etcd's rpc.proto and kv.proto, read with protobufjs's
 // wire Reader instead of etcd3's decode-then-toObject: a page of key-values
 // stays one reply buffer plus an index into it, with no object per key and
-// no int64 turned into a string (docs/performance.md, "raw Range").
+// no int64 turned into a string (docs/performance.md, "How backup got here",
+// 1: "Range replies stay bytes").
 
 export interface RangeRequest {
   key: Buffer;
@@ -127,7 +129,7 @@ export class KeyValues implements RecordTable {
   /** Decimal, as etcd3 would give it. */
   int64(i: number, field: Int64Field): string {
     const o = i * SLOTS + INT64S + field * 2;
-    return decimal(this.slots[o]!, this.slots[o + 1]!);
+    return int64Decimal(this.slots[o]!, this.slots[o + 1]!);
   }
 
   /** Whether the key is attached to a lease (cheaper than int64(i, Lease) !== '0'). */
@@ -137,12 +139,7 @@ export class KeyValues implements RecordTable {
   }
 }
 
-function decimal(hi: number, lo: number): string {
-  if (hi < 0x200000) return String(hi * 0x1_0000_0000 + lo);
-  return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)).toString();
-}
-
-const longDecimal = (v: Long, unsigned: boolean): string => (unsigned ? LongImpl.fromBits(v.low, v.high, true) : LongImpl.fromBits(v.low, v.high)).toString();
+const longDecimal = (v: Long, unsigned: boolean): string => int64Decimal(v.high >>> 0, v.low >>> 0, unsigned);
 
 /** RangeResponse field numbers (rpc.proto), and those of its header and KeyValues (kv.proto). */
 const enum Res {

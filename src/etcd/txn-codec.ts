@@ -1,4 +1,5 @@
 import { Reader } from 'protobufjs/minimal';
+import { smallDecimal } from '../util/int64';
 
 // TxnRequests of unconditional puts and deletes, written by hand into a
 // buffer restore owns (docs/performance.md, "Restore"). A TxnRequest with no
@@ -15,9 +16,6 @@ const OP_DELETE_RANGE = tag(3, LENGTH_DELIMITED);
 const KEY = tag(1, LENGTH_DELIMITED); // PutRequest.key and DeleteRangeRequest.key
 const PUT_VALUE = tag(2, LENGTH_DELIMITED);
 const PUT_LEASE = tag(3, 0);
-
-// Leases are decimal strings; most fit a double, the rest (all 63 bits are used) take BigInt.
-const SMALL = /^\d{1,15}$/;
 
 function varintSize(n: number): number {
   let size = 1;
@@ -43,8 +41,10 @@ const NO_LEASE: readonly number[] = [];
 function leaseVarint(lease: string): readonly number[] {
   if (lease === '0') return NO_LEASE;
   const out: number[] = [];
-  if (SMALL.test(lease)) {
-    let n = Number(lease);
+  // Most leases fit a double; the rest (all 63 bits are used) take BigInt.
+  const small = smallDecimal(lease);
+  if (small !== undefined) {
+    let n = small;
     while (n > 0x7f) {
       out.push((n % 128) | 0x80);
       n = Math.floor(n / 128);

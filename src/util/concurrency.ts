@@ -20,7 +20,12 @@ export function limiter(limit: number, signal?: AbortSignal): <R>(fn: () => Prom
   const waiting: (() => void)[] = [];
   return async (fn) => {
     while (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    if (signal?.aborted) throw new CancelledError('stopped by a signal');
+    if (signal?.aborted) {
+      // This caller was handed a free slot it will not use: pass it on, or
+      // the callers behind it would wait for ever.
+      waiting.shift()?.();
+      throw new CancelledError('stopped by a signal');
+    }
     active++;
     try {
       return await fn();

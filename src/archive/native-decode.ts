@@ -1,149 +1,12 @@
-import { createHash, Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ArchiveError } from '../errors';
+import { readInt64 } from '../util/int64';
 import { showKey } from './keys';
-import type {
-  ArchiveDecoder,
-  ArchiveHeader,
-  ArchiveItem,
-  ArchiveTrailer,
-  KeyRecord,
-  LeaseRecord,
-  RecordRef,
-  RecordTable,
-} from './types';
+import { FORMAT_VERSION, FRAME_HEADER, FrameType, LeaseLayout, MAGIC_PREFIX, MAX_FRAME_BYTES, RecordLayout } from './native-format';
+import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, ArchiveTrailer, KeyRecord, LeaseRecord, RecordRef } from './types';
 
-/**
- * etcd-shield's own archive format, version 1. docs/archive-format.md is the
- * specification; this file and that page change together.
- */
-export const FORMAT_VERSION = 1;
-export const MAGIC_PREFIX = '#etcd-shield-archive v';
-export const MAGIC = Buffer.from(`${MAGIC_PREFIX}${FORMAT_VERSION}\n`);
-
-const FRAME_HEADER = 5; // type byte + u32 length
+/** A first line longer than this is not ours. */
 const MAX_MAGIC_LINE = 64;
-const RECORD_FIXED = 4 + 4 * 8; // key length + four int64s
-const LEASE_SIZE = 3 * 8;
-/** Larger than any value etcd accepts; a bigger length is corruption, not data. */
-export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
-
-const enum FrameType {
-  Header = 0x48, // 'H'
-  Record = 0x52, // 'R'
-  Lease = 0x4c, // 'L'
-  Trailer = 0x54, // 'T'
-}
-
-// Revisions and versions fit in a double in practice; BigInt only for the rest
-// (lease ids use all 63 bits). This is on the per-record path, hence the care.
-const SMALL = /^\d{1,15}$/;
-
-function writeInt64(buf: Buffer, decimal: string, at: number): void {
-  if (SMALL.test(decimal)) {
-    const n = Number(decimal);
-    buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
-    buf.writeUInt32BE(n % 0x1_0000_0000, at + 4);
-  } else {
-    buf.writeBigInt64BE(BigInt(decimal), at);
-  }
-}
-
-function readInt64(buf: Buffer, at: number): string {
-  const hi = buf.readUInt32BE(at);
-  if (hi < 0x200000) return String(hi * 0x1_0000_0000 + buf.readUInt32BE(at + 4));
-  return buf.readBigInt64BE(at).toString();
-}
-
-function jsonFrame(type: FrameType, value: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(value));
-  const frame = Buffer.allocUnsafe(FRAME_HEADER + body.length);
-  frame.writeUInt8(type, 0);
-  frame.writeUInt32BE(body.length, 1);
-  body.copy(frame, FRAME_HEADER);
-  return frame;
-}
-
-/** Builds the archive's bytes and keeps the running checksum for the trailer. */
-export class NativeEncoder {
-  private readonly hash: Hash = createHash('sha256');
-  private recordCount = 0;
-  private leaseCount = 0;
-
-  private track(buf: Buffer): Buffer {
-    this.hash.update(buf);
-    return buf;
-  }
-
-  start(header: Omit<ArchiveHeader, 'format'>): Buffer {
-    return this.track(Buffer.concat([MAGIC, jsonFrame(FrameType.Header, { format: FORMAT_VERSION, ...header })]));
-  }
-
-  /**
-   * Encodes a batch of records into one buffer: `into` when it is large
-   * enough (the caller reuses it once written), else a new one.
-   */
-  records(records: readonly KeyRecord[] | RecordTable, into?: Buffer): Buffer {
-    const table = isTable(records) ? records : tableOf(records);
-    const size = recordsSize(table);
-    const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
-    let o = 0;
-    for (let i = 0; i < table.length; i++) {
-      const keyLength = table.keyLength(i);
-      buf[o] = FrameType.Record;
-      buf.writeUInt32BE(RECORD_FIXED + keyLength + table.valueLength(i), o + 1);
-      buf.writeUInt32BE(keyLength, o + FRAME_HEADER);
-      o += FRAME_HEADER + 4;
-      o += table.copyKey(i, buf, o);
-      table.writeInt64s(i, buf, o);
-      o += 32;
-      o += table.copyValue(i, buf, o);
-    }
-    this.recordCount += table.length;
-    return this.track(buf);
-  }
-
-  lease(l: LeaseRecord): Buffer {
-    const buf = Buffer.allocUnsafe(FRAME_HEADER + LEASE_SIZE);
-    buf[0] = FrameType.Lease;
-    buf.writeUInt32BE(LEASE_SIZE, 1);
-    writeInt64(buf, l.id, 5);
-    writeInt64(buf, l.grantedTtl, 13);
-    writeInt64(buf, l.remainingTtl, 21);
-    this.leaseCount++;
-    return this.track(buf);
-  }
-
-  finish(): Buffer {
-    const trailer: ArchiveTrailer = { records: this.recordCount, leases: this.leaseCount, sha256: this.hash.digest('hex') };
-    return jsonFrame(FrameType.Trailer, trailer);
-  }
-}
-
-const isTable = (r: readonly KeyRecord[] | RecordTable): r is RecordTable => !Array.isArray(r);
-
-/** Bytes that records() takes for a table. */
-export function recordsSize(table: RecordTable): number {
-  let size = 0;
-  for (let i = 0; i < table.length; i++) size += FRAME_HEADER + RECORD_FIXED + table.keyLength(i) + table.valueLength(i);
-  return size;
-}
-
-function tableOf(records: readonly KeyRecord[]): RecordTable {
-  return {
-    length: records.length,
-    keyLength: (i) => records[i]!.key.length,
-    valueLength: (i) => records[i]!.value.length,
-    copyKey: (i, target, at) => records[i]!.key.copy(target, at),
-    copyValue: (i, target, at) => records[i]!.value.copy(target, at),
-    writeInt64s: (i, target, at) => {
-      const r = records[i]!;
-      writeInt64(target, r.createRevision, at);
-      writeInt64(target, r.modRevision, at + 8);
-      writeInt64(target, r.version, at + 16);
-      writeInt64(target, r.lease, at + 24);
-    },
-  };
-}
 
 type Stage = 'magic' | 'header' | 'records' | 'leases' | 'done';
 
@@ -166,7 +29,7 @@ class NativeRecordView implements RecordRef {
   }
 
   get valueLength(): number {
-    return this.end - this.keyEnd - 32;
+    return this.end - this.keyEnd - RecordLayout.Int64s;
   }
 
   hasPrefix(prefix: Buffer): boolean {
@@ -179,20 +42,20 @@ class NativeRecordView implements RecordRef {
   }
 
   value(): Buffer {
-    return this.buf.subarray(this.keyEnd + 32, this.end);
+    return this.buf.subarray(this.keyEnd + RecordLayout.Int64s, this.end);
   }
 
   lease(): string {
-    return readInt64(this.buf, this.keyEnd + 24);
+    return readInt64(this.buf, this.keyEnd + RecordLayout.LeaseAt);
   }
 
   toRecord(): KeyRecord {
     const o = this.keyEnd;
     return {
       key: this.key(),
-      createRevision: readInt64(this.buf, o),
-      modRevision: readInt64(this.buf, o + 8),
-      version: readInt64(this.buf, o + 16),
+      createRevision: readInt64(this.buf, o + RecordLayout.CreateRevisionAt),
+      modRevision: readInt64(this.buf, o + RecordLayout.ModRevisionAt),
+      version: readInt64(this.buf, o + RecordLayout.VersionAt),
       lease: this.lease(),
       value: this.value(),
     };
@@ -435,14 +298,14 @@ export class NativeDecoder implements ArchiveDecoder {
   private parseRecord(buf: Buffer, start: number, end: number, at: number): NativeRecordView {
     const n = this.records + 1;
     const length = end - start;
-    if (length < RECORD_FIXED) throw this.error(`record ${n} at byte ${at} is too short (${length} bytes)`);
+    if (length < RecordLayout.Fixed) throw this.error(`record ${n} at byte ${at} is too short (${length} bytes)`);
     const keyLen = buf.readUInt32BE(start);
-    if (keyLen === 0 || 4 + keyLen + 32 > length) {
+    if (keyLen === 0 || RecordLayout.Fixed + keyLen > length) {
       throw this.error(`record ${n} at byte ${at} has an impossible key length (${keyLen} of ${length} bytes)`);
     }
     const r = this.view;
     r.buf = buf;
-    r.keyStart = start + 4;
+    r.keyStart = start + RecordLayout.KeyLengthSize;
     r.keyEnd = r.keyStart + keyLen;
     r.end = end;
     if (!r.hasPrefix(this.prefix)) {
@@ -460,12 +323,12 @@ export class NativeDecoder implements ArchiveDecoder {
   }
 
   private parseLease(body: Buffer, where: string): LeaseRecord {
-    if (body.length !== LEASE_SIZE) throw this.error(`lease ${this.leases + 1} ${where} has ${body.length} bytes, not ${LEASE_SIZE}`);
+    if (body.length !== LeaseLayout.Size) throw this.error(`lease ${this.leases + 1} ${where} has ${body.length} bytes, not ${LeaseLayout.Size}`);
     this.leases++;
     return {
-      id: readInt64(body, 0),
-      grantedTtl: readInt64(body, 8),
-      remainingTtl: readInt64(body, 16),
+      id: readInt64(body, LeaseLayout.IdAt),
+      grantedTtl: readInt64(body, LeaseLayout.GrantedAt),
+      remainingTtl: readInt64(body, LeaseLayout.RemainingAt),
     };
   }
 
@@ -483,6 +346,6 @@ export class NativeDecoder implements ArchiveDecoder {
 }
 
 function frameName(type: number | undefined): string {
-  const names: Record<number, string> = { 0x48: 'header', 0x52: 'record', 0x4c: 'lease', 0x54: 'trailer' };
+  const names: Record<number, string> = { [FrameType.Header]: 'header', [FrameType.Record]: 'record', [FrameType.Lease]: 'lease', [FrameType.Trailer]: 'trailer' };
   return type !== undefined && names[type] ? `a ${names[type]} frame` : `an unknown frame type (0x${(type ?? 0).toString(16)})`;
 }
