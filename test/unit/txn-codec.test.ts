@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { loadSync, type Type } from 'protobufjs';
-import { countPuts, opKey, TxnEncoder } from '../src/etcd/txn-codec';
+import { countPuts, opKey, TxnEncoder } from '../../src/etcd/txn-codec';
 
 const rpc = loadSync(join(dirname(require.resolve('etcd3')), '..', 'proto', 'rpc.proto'));
 const TxnRequest: Type = rpc.lookupType('etcdserverpb.TxnRequest');

@@ -11,11 +11,11 @@ import {
   parseTimeout,
   resolveConfig,
   typeCheck,
-} from '../src/config/config';
-import { MissingFieldError, WrongTypeError, ConfigError } from '../src/errors';
-import { restoreScope } from '../src/restore/restore';
-import { prefixRange } from '../src/etcd/pages';
-import { makeCerts, type CertSet } from './certs';
+} from '../../src/config/config';
+import { MissingFieldError, WrongTypeError, ConfigError } from '../../src/errors';
+import { restoreScope } from '../../src/restore/restore';
+import { prefixRange } from '../../src/etcd/pages';
+import { makeCerts, type CertSet } from '../certs';
 
 describe('endpoints', () => {
   test('host:port, http and https, default port, trimming', () => {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { repoRoot } from './cli';
+import { repoRoot } from '../cli';
 
 const FACES = /^src\/(cli|shield)\/|^src\/entry\.ts$/;
 

@@ -5,14 +5,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { ArchiveError } from '../src/errors';
-import { encodeLegacyLine, LegacyDecoder } from '../src/archive/legacy';
-import { NativeDecoder } from '../src/archive/native-decode';
-import { NativeEncoder } from '../src/archive/native-encode';
-import { rangeReplyOf } from './range-reply';
-import { MAGIC } from '../src/archive/native-format';
-import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../src/archive/types';
-import { verifyArchive } from '../src/archive/verify';
+import { ArchiveError } from '../../src/errors';
+import { encodeLegacyLine, LegacyDecoder } from '../../src/archive/legacy';
+import { NativeDecoder } from '../../src/archive/native-decode';
+import { NativeEncoder } from '../../src/archive/native-encode';
+import { rangeReplyOf } from '../range-reply';
+import { MAGIC } from '../../src/archive/native-format';
+import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../../src/archive/types';
+import { verifyArchive } from '../../src/archive/verify';
 
 const HEADER: Omit<ArchiveHeader, 'format'> = {
   tool: 'etcd-shield test',

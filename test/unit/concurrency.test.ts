@@ -3,8 +3,8 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CancelledError } from '../src/errors';
-import { limiter } from '../src/util/concurrency';
+import { CancelledError } from '../../src/errors';
+import { limiter } from '../../src/util/concurrency';
 
 test('a limiter keeps at most its limit of calls in flight and answers each', async () => {
   const run = limiter(3);
