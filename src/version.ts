@@ -10,6 +10,9 @@ const pkg =
     ? ETCD_SHIELD_PACKAGE
     : (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string; author: string });
 
+/** Running from dist/etcd-shield.js rather than dist/src/. */
+export const BUNDLED = typeof ETCD_SHIELD_PACKAGE === 'object';
+
 export const TOOL_NAME = 'etcd-shield';
 export const TOOL_VERSION: string = pkg.version;
 export const TOOL_AUTHOR: string = pkg.author;

@@ -92,6 +92,14 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { in?: string; json?: boolean }) => run(async (ctx) => (await import('../commands/verify')).runVerify(opts, ctx)));
 
+  program
+    .command('install-plugin')
+    .description('install etcd-shield as a SHIELD plugin: DIR/NAME, a regular executable copy of the one-file build')
+    .argument('<dir>', "the SHIELD agent's plugin directory")
+    .option('--name <name>', 'the file name SHIELD calls the plugin by', 'etcd')
+    .option('--force', 'replace a different file (or a symbolic link) of that name')
+    .action(async (dir: string, opts: { name: string; force?: boolean }) => (await import('./install-plugin')).runInstallPlugin(dir, opts));
+
   for (const verb of ['store', 'retrieve', 'purge']) {
     program
       .command(verb, { hidden: true })
