@@ -74,26 +74,31 @@ const common = {
 };
 
 /**
- * SHIELD runs `info` on every plugin, and node parses a whole file before it
- * runs a line: 700 KiB of code cost about a third of node's own start-up.
+ * SHIELD runs `info` on every plugin, and node reads and parses a whole file
+ * before it runs a line: parsing 700 KiB of code cost a quarter of node's own
+ * start-up, and a string of it still a tenth (docs/performance.md, "Start-up").
  * So the file is a small launcher that answers info, and carries the rest
- * (src/cli/main.ts and every dependency) as one string, compiled only when
- * another command runs. Scanning a string is far cheaper than parsing code.
+ * (src/cli/main.ts and every dependency) on its last line as a comment, which
+ * the parser skips; other commands read that line back and compile it.
  */
-const embedMain = (source) => ({
+const PAYLOAD_MARK = '\n//';
+const embedMain = {
   name: 'embed-cli-main',
   setup(build) {
     build.onResolve({ filter: /^\.\/cli\/main$/ }, (args) => ({ path: args.path, namespace: 'embedded-main' }));
     build.onLoad({ filter: /.*/, namespace: 'embedded-main' }, () => ({
       loader: 'js',
       contents: [
+        "const { readFileSync } = require('node:fs');",
         "const { compileFunction } = require('node:vm');",
-        `const source = ${JSON.stringify(source)};`,
+        "const file = readFileSync(__filename, 'latin1');",
+        `const line = file.slice(file.lastIndexOf(${JSON.stringify(PAYLOAD_MARK)}) + ${PAYLOAD_MARK.length}).trimEnd();`,
+        'const source = JSON.parse(line);',
         "compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: __filename })(exports, require, module, __filename, __dirname);",
       ].join('\n'),
     }));
   },
-});
+};
 
 function checked(result, what) {
   if (result.errors.length || result.warnings.length) throw new Error(`esbuild reported problems building ${what} (above)`);
@@ -102,7 +107,7 @@ function checked(result, what) {
 
 async function bundle() {
   const main = checked(
-    await esbuild.build({ ...common, entryPoints: [path.join(ROOT, 'src', 'cli', 'main.ts')], outfile: 'main.js', legalComments: 'inline', plugins: [embedEtcdProtos] }),
+    await esbuild.build({ ...common, entryPoints: [path.join(ROOT, 'src', 'cli', 'main.ts')], outfile: 'main.js', legalComments: 'external', plugins: [embedEtcdProtos] }),
     'src/cli/main.ts',
   );
   const launcher = checked(
@@ -111,11 +116,22 @@ async function bundle() {
       entryPoints: [path.join(ROOT, 'src', 'entry.ts')],
       outfile: OUT,
       banner: { js: `${shebang}\n// etcd-shield v${pkg.version}, built by scripts/bundle.js: run it as a SHIELD plugin or a CLI.` },
-      plugins: [embedMain(main.outputFiles[0].text)],
+      plugins: [embedMain],
     }),
     'src/entry.ts',
   );
-  fs.writeFileSync(OUT, launcher.outputFiles[0].contents, { mode: 0o755 });
+  const out = (name) => main.outputFiles.find((f) => f.path.endsWith(name))?.text ?? '';
+  const legal = out('.LEGAL.txt').trim();
+  const payload = JSON.stringify(out('main.js'));
+  // One line, read back as latin1: esbuild writes ASCII (its default charset).
+  if (!/^[\x20-\x7e]*$/.test(payload)) throw new Error('the bundled code is not printable ASCII on one line');
+  const text = [
+    launcher.outputFiles[0].text.trimEnd(),
+    ...(legal ? [`/*! Licenses of the bundled packages:\n${legal.replace(/\*\//g, '* /')}\n*/`] : []),
+    `//${payload}`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(OUT, text, { mode: 0o755 });
   fs.chmodSync(OUT, 0o755);
   return { inputs: new Set([...Object.keys(main.metafile.inputs), ...Object.keys(launcher.metafile.inputs)]).size };
 }
@@ -123,8 +139,7 @@ async function bundle() {
 bundle().then(
   (r) => {
     const bytes = fs.statSync(OUT).size;
-    const inputs = r.inputs;
-    process.stdout.write(`wrote ${path.relative(ROOT, OUT)}: ${(bytes / 1024).toFixed(0)} KiB from ${inputs} files\n`);
+    process.stdout.write(`wrote ${path.relative(ROOT, OUT)}: ${(bytes / 1024).toFixed(0)} KiB from ${r.inputs} files\n`);
   },
   (err) => {
     process.stderr.write(`bundle: ${err instanceof Error ? err.message : String(err)}\n`);
