@@ -74,9 +74,9 @@ const common = {
 };
 
 /**
- * SHIELD runs `info` on every plugin, and node reads and parses a whole file
- * before it runs a line: parsing 700 KiB of code cost a quarter of node's own
- * start-up, and a string of it still a tenth (docs/performance.md, "Start-up").
+ * SHIELD runs `info` on every plugin, and node parses a whole file before it
+ * runs a line: 700 KiB of code cost a sixth of node's own start-up, and even
+ * as a string literal it is copied (docs/performance.md, "Start-up").
  * So the file is a small launcher that answers info, and carries the rest
  * (src/cli/main.ts and every dependency) on its last line as a comment, which
  * the parser skips; other commands read that line back and compile it.
