@@ -19,6 +19,7 @@ import { Dataset, type DatasetSpec } from './data';
 import { client, load } from './loader';
 import { HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
 import { formatSummary, summarise, type ProfileSummary } from './profile';
+import { formatStartup, startupBench } from './startup';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -712,6 +713,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\netcd-shield bench on ${describeMachine(m)}${o.shield ? ` (etcd-shield: ${o.shield})` : ''}\n`);
   for (const s of results) process.stdout.write(`${textReport(s)}\n`);
   for (const s of results) for (const p of s.profiles ?? []) process.stdout.write(`\n${formatSummary(p)}\n`);
+  // Start-up (bench/startup.ts): info against node -e 0, a 10k-key backup's first Range request.
+  if (!o.only || o.only.has('startup')) process.stdout.write(`\n${formatStartup(await startupBench())}\n`);
   if (o.save) process.stdout.write(`\nwrote bench/results/: latest.md, latest.json, chart.svg (sizes: ${points.map((p) => p.keys).join(', ')})\n`);
   // Big files go; .cpuprofile files stay (gitignored) for a closer look in a profiler.
   if (!o.keep) for (const f of fs.readdirSync(TMP)) if (f !== 'prof') fs.rmSync(path.join(TMP, f), { recursive: true, force: true });

@@ -128,3 +128,9 @@ export async function measure(spec: RunSpec): Promise<Measured> {
   const outBytes = spec.stdoutFile ? fs.statSync(spec.stdoutFile).size : 0;
   return { wallMs, rss, stderr: stderr(), outBytes, rssMethod: HAVE_GNU_TIME ? 'gnu-time' : 'vmhwm-poll', cpuS, serverCpuS };
 }
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

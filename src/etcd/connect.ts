@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import { Etcd3, IOptions } from 'etcd3';
 import type { Config } from '../config/config';
 import { isMemberFailure, isOverloaded, isTransient, MemberSkipped, shortGrpcMessage } from './classify';
@@ -117,9 +116,9 @@ interface GrpcCredentialsModule {
  * calling it there, we refuse rather than silently verify (or not).
  */
 function withUnverifiedTls(build: () => Etcd3): Etcd3 {
-  // The very copy etcd3 loads, wherever the package manager put it.
-  const grpcPath = require.resolve('@grpc/grpc-js', { paths: [dirname(require.resolve('etcd3'))] });
-  const grpc = require(grpcPath) as GrpcCredentialsModule;
+  // A literal name, so the one-file build includes it: etcd3's copy where npm
+  // hoists it, the bundle's only one. Any other copy is caught by `used` below.
+  const grpc = require('@grpc/grpc-js') as GrpcCredentialsModule;
   const original = grpc.credentials.createSsl;
   let used = false;
   grpc.credentials.createSsl = (rootCerts: unknown, privateKey: unknown, certChain: unknown, verify?: object) => {

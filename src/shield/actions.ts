@@ -3,7 +3,7 @@ import { UnsupportedActionError } from '../errors';
 import { printReport } from '../cli/stdout';
 import { pluginInfo } from './info';
 
-/** SHIELD's own verbs: `info`, and the store-plugin actions a target plugin refuses (exit 2). */
+/** SHIELD's own verbs: `info`, installing into an agent's plugin directory, and the store-plugin actions a target plugin refuses (exit 2). */
 export function addShieldActions(program: Command): void {
   program
     .command('info')
@@ -11,6 +11,14 @@ export function addShieldActions(program: Command): void {
     .action(() => {
       printReport(JSON.stringify(pluginInfo(), null, 2));
     });
+
+  program
+    .command('install-plugin')
+    .description('install etcd-shield as a SHIELD plugin: DIR/NAME, a regular executable copy of the one-file build')
+    .argument('<dir>', "the SHIELD agent's plugin directory")
+    .option('--name <name>', 'the file name SHIELD calls the plugin by', 'etcd')
+    .option('--force', 'replace a different file (or a symbolic link) of that name')
+    .action(async (dir: string, opts: { name: string; force?: boolean }) => (await import('./install-plugin')).runInstallPlugin(dir, opts));
 
   for (const verb of ['store', 'retrieve', 'purge']) {
     program
