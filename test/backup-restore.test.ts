@@ -9,6 +9,7 @@ import { Etcd3 } from 'etcd3';
 import { expectCode, runCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
+import type { VerifySummary } from 'etcd-shield';
 
 const MAGIC = '#etcd-shield-archive v1\n';
 
@@ -106,24 +107,10 @@ async function restoreOk(archive: Buffer, args: string[] = []): Promise<CliResul
   return r;
 }
 
-interface VerifyJson {
-  ok: boolean;
-  format: string;
-  revision: string | null;
-  keys: number;
-  leases: number;
-  bytes: number;
-  prefix: string | null;
-  clusterId: string | null;
-  createdAt: string | null;
-  tool: string | null;
-  sha256: string | null;
-}
-
-async function verifyJson(archive: Buffer): Promise<VerifyJson> {
+async function verifyJson(archive: Buffer): Promise<VerifySummary> {
   const r = await runCli(['verify', '--json'], { input: archive });
   expectCode(r, 0, 'verify --json');
-  return JSON.parse(r.stdout.toString('utf8')) as VerifyJson;
+  return JSON.parse(r.stdout.toString('utf8')) as VerifySummary;
 }
 
 before(async () => {
@@ -607,7 +594,7 @@ describe('verify, files and formats', () => {
     fs.writeFileSync(file, archive);
     const fromFile = await runCli(['verify', '--json', '--in', file]);
     expectCode(fromFile, 0, 'verify --in');
-    assert.equal((JSON.parse(fromFile.stdout.toString('utf8')) as VerifyJson).keys, 2);
+    assert.equal((JSON.parse(fromFile.stdout.toString('utf8')) as VerifySummary).keys, 2);
 
     for (const [name, args, input] of [
       ['truncated', ['verify', '--json'], archive.subarray(0, archive.length - 1)],
