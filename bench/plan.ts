@@ -98,11 +98,8 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`plan: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  main().catch((err: unknown) => {
+    process.stderr.write(`plan: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });
 }
