@@ -5,6 +5,7 @@
 // etcd, no timing: the same numbers on every run, to compare planners.
 //
 //   node dist/bench/plan.js [--keys 100000] [--layouts bench,k8s,uuid,large] [--seed 1]
+//   PLAN_TRACE=1 also prints every request: its span, limit, and what etcd would return and count
 import { DEFAULT_PAGE_BYTES, plannedPages } from '../src/etcd/pages';
 import type { KeyValues, RangeReply } from '../src/etcd/range-codec';
 import { Dataset, LAYOUTS, parseLayout } from './data';
