@@ -5,6 +5,7 @@
 //   npm run bench -- --keys 1000000 --runs 1
 //   npm run bench -- --sizes 10000,100000,1000000   the chart's three sizes
 //   npm run bench -- --profile                      also --cpu-prof backup and restore
+//   npm run bench -- --layouts k8s,uuid             only these key layouts (bench/data.ts)
 //
 // Every tool runs as its own child process, one at a time (the machine may
 // have only 2 cores): wall time from spawn to exit, peak RSS of that process.
@@ -15,7 +16,7 @@ import * as path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { ETCD_BIN, ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/harness';
 import { renderChart, type SizePoint, type ToolPoint } from './chart';
-import { Dataset, type DatasetSpec } from './data';
+import { Dataset, LAYOUT_ETCD_ARGS, LAYOUTS, parseLayout, type DatasetSpec, type Layout } from './data';
 import { client, load } from './loader';
 import { HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
 import { formatSummary, summarise, type ProfileSummary } from './profile';
@@ -48,6 +49,8 @@ type Tool = (typeof T)[keyof typeof T];
 
 interface Options {
   sizes: number[];
+  /** Key layouts (bench/data.ts), each its own section with its own targets. */
+  layouts: Layout[];
   runs: number;
   largeRuns: number;
   seed: number;
@@ -72,6 +75,8 @@ function usage(): never {
   --runs R          runs per size up to 100k keys (default 3); the median is reported
   --large-runs L    runs per size above 100k keys (default 1)
   --seed S          dataset seed (default 1)
+  --layouts LIST    key layouts, of ${LAYOUTS.join(',')} (default: all; bench/data.ts). bench runs at
+                    every size; the others at the sizes up to ${LAYOUT_MAX_KEYS.toLocaleString('en')} (at ${LAYOUT_MAX_KEYS.toLocaleString('en')} if none is)
   --pv-rate RATE    rate of the slow consumer for the backpressure run (default 10m; pv -L syntax)
   --no-pv           skip the backup | pv run
   --get-max-keys N  skip etcdctl get -w json above N keys (default: whatever fits in memory)
@@ -87,7 +92,7 @@ function usage(): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizes: [100_000], runs: 3, largeRuns: 1, seed: 1, pv: true, pvRate: '10m', profile: false, keep: false, getMaxKeys: Infinity, save: true, profileKeys: 100_000, rerender: false };
+  const o: Options = { sizes: [100_000], layouts: [...LAYOUTS], runs: 3, largeRuns: 1, seed: 1, pv: true, pvRate: '10m', profile: false, keep: false, getMaxKeys: Infinity, save: true, profileKeys: 100_000, rerender: false };
   const int = (v: string | undefined, name: string) => {
     const n = Number(String(v).replace(/_/g, ''));
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} needs a whole number above zero, not ${JSON.stringify(v)}`);
@@ -101,6 +106,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--runs') o.runs = int(v(), 'runs');
     else if (a === '--large-runs') o.largeRuns = int(v(), 'large-runs');
     else if (a === '--seed') o.seed = int(v(), 'seed');
+    else if (a === '--layouts') o.layouts = [...new Set(String(v()).split(',').map(parseLayout))];
     else if (a === '--pv-rate') o.pvRate = String(v());
     else if (a === '--no-pv') o.pv = false;
     else if (a === '--get-max-keys') o.getMaxKeys = int(v(), 'get-max-keys');
@@ -116,6 +122,15 @@ function parseOptions(argv: string[]): Options {
   }
   o.sizes.sort((a, b) => a - b);
   return o;
+}
+
+/** Other layouts than bench run up to this size: 1M keys of each would take long, and the chart is bench's. */
+const LAYOUT_MAX_KEYS = 100_000;
+
+function sizesFor(layout: Layout, o: Options): number[] {
+  if (layout === 'bench') return o.sizes;
+  const upTo = o.sizes.filter((n) => n <= LAYOUT_MAX_KEYS);
+  return upTo.length ? upTo : [LAYOUT_MAX_KEYS];
 }
 
 // ---------------------------------------------------------------------------
@@ -215,7 +230,7 @@ const benchScript = (name: string, args: string[]): RunSpec => ({
   timeoutMs: COMMAND_TIMEOUT_MS,
 });
 
-const quotaEtcd = () => startEtcd({ extraArgs: [QUOTA], startTimeoutMs: 60_000 });
+const quotaEtcd = (layout: Layout) => startEtcd({ extraArgs: [QUOTA, ...LAYOUT_ETCD_ARGS[layout]], startTimeoutMs: 60_000 });
 
 async function seed(cluster: EtcdCluster, spec: DatasetSpec): Promise<number> {
   const etcd = client(cluster.url);
@@ -240,9 +255,7 @@ async function checkRestored(cluster: EtcdCluster, data: Dataset): Promise<void>
     const have = new Set(leases.leases.map((l) => String(l.ID)));
     const want = data.usedLeases();
     if (!want.every((id) => have.has(id))) throw new Error(`restore lost leases: have ${[...have].join(',')}, want ${want.join(',')}`);
-    const n = data.spec.keys;
-    for (const i of [0, 1, 63, 64, Math.floor(n / 2), n - 1]) {
-      if (i >= n) continue;
+    for (const i of data.samples()) {
       const want = data.item(i);
       const got = (await etcd.kv.range({ key: want.key })).kvs[0];
       if (!got || !got.value.equals(want.value) || got.lease !== want.lease) throw new Error(`restore got key ${want.key} wrong`);
@@ -299,6 +312,8 @@ const TARGET_MIN_KEYS = 100_000;
 const verdict = (t: Target) => (t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL');
 
 interface SizeResult {
+  /** Absent in results written before layouts: bench. */
+  layout: Layout;
   keys: number;
   dataBytes: number;
   runs: number;
@@ -327,8 +342,8 @@ function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-async function benchSize(keys: number, o: Options, runs: number): Promise<SizeResult> {
-  const spec = { keys, seed: o.seed };
+async function benchSize(layout: Layout, keys: number, o: Options, runs: number): Promise<SizeResult> {
+  const spec = { keys, seed: o.seed, layout };
   const data = new Dataset(spec);
   const dataBytes = data.bytes();
   const samples = new Map<Tool, Sample[]>();
@@ -352,9 +367,9 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
   if (o.pv && want('pv') && !runPv) skipped.push(`${T.pv}: skipped (pv is not installed)`);
 
   const loadBefore = loadAvg();
-  log(`\n== ${keys.toLocaleString('en')} keys, ${(dataBytes / MB).toFixed(1)} MB of keys + values, ${runs} run(s)`);
-  const src = await quotaEtcd();
-  const archive = path.join(TMP, `archive-${keys}`);
+  log(`\n== ${layout} layout: ${keys.toLocaleString('en')} keys, ${(dataBytes / MB).toFixed(1)} MB of keys + values, ${runs} run(s)`);
+  const archive = path.join(TMP, `archive-${layout}-${keys}`);
+  const src = await quotaEtcd(layout);
   let seedS = 0;
   let profiles: ProfileSummary[] | undefined;
   let pvFailure: string | undefined;
@@ -397,7 +412,7 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
     const writes: (() => Promise<void>)[] = [
       async () => {
         if (!want('restore')) return;
-        const dst = await quotaEtcd();
+        const dst = await quotaEtcd(layout);
         try {
           record(T.restore, await measure({ ...shield(['restore', '--endpoints', dst.url, '--in', archive, '--overwrite']), watch: [dst.nodes[0]!.proc.pid!] }));
           await checkRestored(dst, data);
@@ -407,9 +422,9 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
       },
       async () => {
         if (!want('loader')) return;
-        const floor = await quotaEtcd();
+        const floor = await quotaEtcd(layout);
         try {
-          const args = ['--endpoints', floor.url, '--keys', String(keys), '--seed', String(o.seed)];
+          const args = ['--endpoints', floor.url, '--keys', String(keys), '--seed', String(o.seed), '--layout', layout];
           record(T.loader, await measure({ ...benchScript('loader', args), watch: [floor.nodes[0]!.proc.pid!] }));
         } finally {
           await floor.stop();
@@ -435,7 +450,7 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
       }
     }
 
-    if (o.profile && (keys === o.profileKeys || o.sizes.length === 1)) profiles = await profile(src, archive, keys);
+    if (o.profile && (keys === o.profileKeys || o.sizes.length === 1)) profiles = await profile(layout, src, archive, keys);
   } finally {
     await src.stop();
     if (!o.keep) fs.rmSync(archive, { force: true });
@@ -459,7 +474,7 @@ async function benchSize(keys: number, o: Options, runs: number): Promise<SizeRe
   }
   const pvTool = tools[T.pv];
   if (pvTool) pvTool.note = `rate-limited by pv -L ${o.pvRate}: its wall time measures pv, its RSS measures backpressure`;
-  const result: SizeResult = { keys, dataBytes, runs, seedS, tools, ratios: ratios(tools), targets: [], skipped, profiles, pvFailure, load: [loadBefore, loadAvg()] };
+  const result: SizeResult = { layout, keys, dataBytes, runs, seedS, tools, ratios: ratios(tools), targets: [], skipped, profiles, pvFailure, load: [loadBefore, loadAvg()] };
   return result;
 }
 
@@ -482,7 +497,7 @@ function ratios(tools: SizeResult['tools']): SizeResult['ratios'] {
 function targets(size: SizeResult, all: SizePoint[]): Target[] {
   const t = size.tools;
   const out: Target[] = [];
-  const k = `${size.keys.toLocaleString('en')} keys`;
+  const k = `${size.layout}, ${size.keys.toLocaleString('en')} keys`;
   const ratio = (a: Tool, b: Tool, max: number, name: string) => {
     if (!t[a] || !t[b]) return;
     const r = t[a]!.median.wallS / t[b]!.median.wallS;
@@ -544,24 +559,24 @@ function targets(size: SizeResult, all: SizePoint[]): Target[] {
 // ---------------------------------------------------------------------------
 // Profiles
 
-async function profile(src: EtcdCluster, archive: string, keys: number): Promise<ProfileSummary[]> {
+async function profile(layout: Layout, src: EtcdCluster, archive: string, keys: number): Promise<ProfileSummary[]> {
   const dir = path.join(TMP, 'prof');
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const flags = (name: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`, '--cpu-prof-interval=250'];
   log(`  profiling backup and restore once (node --cpu-prof, profiles in ${path.relative(ROOT, dir)})`);
   const out: ProfileSummary[] = [];
-  const b = await measure(shield(['backup', '--endpoints', src.url, '--out', archive], flags(`backup-${keys}`)));
+  const b = await measure(shield(['backup', '--endpoints', src.url, '--out', archive], flags(`backup-${layout}-${keys}`)));
   log(`    backup under the profiler: ${(b.wallMs / 1000).toFixed(2)} s`);
-  out.push(summarise(path.join(dir, `backup-${keys}.cpuprofile`), 25));
-  const dst = await quotaEtcd();
+  out.push(summarise(path.join(dir, `backup-${layout}-${keys}.cpuprofile`), 25));
+  const dst = await quotaEtcd(layout);
   try {
-    const r = await measure(shield(['restore', '--endpoints', dst.url, '--in', archive, '--overwrite'], flags(`restore-${keys}`)));
+    const r = await measure(shield(['restore', '--endpoints', dst.url, '--in', archive, '--overwrite'], flags(`restore-${layout}-${keys}`)));
     log(`    restore under the profiler: ${(r.wallMs / 1000).toFixed(2)} s`);
   } finally {
     await dst.stop();
   }
-  out.push(summarise(path.join(dir, `restore-${keys}.cpuprofile`), 25));
+  out.push(summarise(path.join(dir, `restore-${layout}-${keys}.cpuprofile`), 25));
   return out;
 }
 
@@ -621,7 +636,7 @@ function mdTable(rows: string[][]): string {
 
 function textReport(s: SizeResult): string {
   const lines = [
-    `\n${s.keys.toLocaleString('en')} keys, ${fmt(s.dataBytes / MB, 1)} MB of keys + values; medians of ${s.runs} run(s); seeding took ${fmt(s.seedS, 1)} s; load average ${s.load[0]} before, ${s.load[1]} after`,
+    `\n${s.layout} layout: ${s.keys.toLocaleString('en')} keys, ${fmt(s.dataBytes / MB, 1)} MB of keys + values; medians of ${s.runs} run(s); seeding took ${fmt(s.seedS, 1)} s; load average ${s.load[0]} before, ${s.load[1]} after`,
     textTable(tableRows(s)),
     '',
     ...s.ratios.map((r) => `  ${r.name.padEnd(44)} wall ${fmt(r.wall)}×   peak RSS ${fmt(r.rss)}×`),
@@ -632,18 +647,25 @@ function textReport(s: SizeResult): string {
   return lines.join('\n');
 }
 
+const LAYOUT_TEXT = [
+  '`bench`, keys like /registry/bench/ns-07/obj-00000007 in 64 directories of one size, values of 200–2,000 random bytes (the chart is this layout\'s);',
+  '`k8s`, /registry/KIND/NAMESPACE/NAME over a dozen kinds, some cluster-scoped, 40 namespaces from a quarter of the keys down to 0.6% of them, unpadded ids, values of 200 bytes to 20 KB by kind;',
+  '`uuid`, /registry/things/ followed by a random UUID, values of 200–2,000 bytes;',
+  '`large`, the bench keys with about one value in 8,192 of 2–6 MiB (etcd runs with --max-request-bytes of 8 MiB for it).',
+].join(' ');
+
 function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
   const out = [
     '# etcd-shield benchmark: latest results',
     '',
     `${date}, \`npm run bench\`. Machine: ${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB RAM, ${m.os}; node ${m.node}; etcd ${m.etcd}, etcdctl ${m.etcdctl}; etcd-shield at ${m.commit}.`,
     '',
-    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. Values are 200–2,000 random bytes; 1 key in 64 has a lease. Backup and snapshot save each write a new file; restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.`,
+    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. 1 key in 64 has a lease. Each key layout (bench/data.ts) has its own sections and targets: ${LAYOUT_TEXT} Backup and snapshot save each write a new file; restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.`,
   ];
   for (const s of sizes) {
     out.push(
       '',
-      `## ${s.keys.toLocaleString('en')} keys (${fmt(s.dataBytes / MB, 1)} MB), median of ${s.runs} run(s)`,
+      `## ${s.layout} layout: ${s.keys.toLocaleString('en')} keys (${fmt(s.dataBytes / MB, 1)} MB), median of ${s.runs} run(s)`,
       '',
       `Load average ${s.load[0]} before, ${s.load[1]} after (${m.nproc} cores; anything else running skews wall times).`,
       '',
@@ -657,8 +679,13 @@ function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
       ...s.skipped.map((x) => `- note: ${x}`),
     );
   }
-  out.push('', '![throughput and peak RSS by keyspace size](chart.svg)', '');
+  out.push('', '![throughput and peak RSS by keyspace size, bench layout](chart.svg)', '');
   return out.join('\n');
+}
+
+/** The sizes a layout's flat-memory targets compare: sizes.json for bench, this invocation's for the others. */
+function pointsFor(layout: Layout, points: SizePoint[], results: SizeResult[], date: string): SizePoint[] {
+  return layout === 'bench' ? points : results.filter((s) => s.layout === layout).map((s) => pointOf(s, date));
 }
 
 function readPoints(file: string): SizePoint[] {
@@ -689,24 +716,29 @@ async function main(): Promise<void> {
       sizes: SizeResult[];
     };
     for (const s of last.sizes) {
+      s.layout ??= 'bench';
       s.ratios = ratios(s.tools);
-      s.targets = targets(s, points);
     }
+    for (const s of last.sizes) s.targets = targets(s, pointsFor(s.layout, points, last.sizes, last.date));
     writeResults(last.sizes, points, last.machine, last.date, last.options);
     for (const s of last.sizes) process.stdout.write(`${textReport(s)}\n`);
     return;
   }
   SHIELD = o.shield ?? snapshotBuild();
   const results: SizeResult[] = [];
-  for (const keys of o.sizes) {
-    const s = await benchSize(keys, o, keys > 100_000 ? o.largeRuns : o.runs);
-    results.push(s);
-    const i = points.findIndex((p) => p.keys === keys);
-    if (i >= 0) points.splice(i, 1);
-    points.push(pointOf(s, date));
-    points.sort((a, b) => a.keys - b.keys);
+  for (const layout of o.layouts) {
+    for (const keys of sizesFor(layout, o)) {
+      const s = await benchSize(layout, keys, o, keys > 100_000 ? o.largeRuns : o.runs);
+      results.push(s);
+      // sizes.json and the chart are the bench layout's, across invocations.
+      if (layout !== 'bench') continue;
+      const i = points.findIndex((p) => p.keys === keys);
+      if (i >= 0) points.splice(i, 1);
+      points.push(pointOf(s, date));
+      points.sort((a, b) => a.keys - b.keys);
+    }
   }
-  for (const s of results) s.targets = targets(s, points);
+  for (const s of results) s.targets = targets(s, pointsFor(s.layout, points, results, date));
 
   if (o.save) writeResults(results, points, m, date, { ...o, only: o.only && [...o.only], getMaxKeys: Number.isFinite(o.getMaxKeys) ? o.getMaxKeys : null });
 

@@ -2,9 +2,9 @@
 // checks, the same data (and leases) etcd-shield restores. Also used
 // in-process by bench.ts to seed the source etcd.
 //
-//   node dist/bench/loader.js --endpoints URL --keys N [--seed S] [--ops 128] [--in-flight 8]
+//   node dist/bench/loader.js --endpoints URL --keys N [--seed S] [--layout bench|k8s|uuid|large] [--ops 128] [--in-flight 8]
 import { Etcd3, IRequestOp } from 'etcd3';
-import { Dataset, DatasetSpec, LEASE_TTL } from './data';
+import { Dataset, DatasetSpec, LEASE_TTL, parseLayout } from './data';
 
 export interface LoadOptions {
   ops: number;
@@ -71,7 +71,7 @@ function arg(name: string, fallback?: string): string {
 
 if (require.main === module) {
   const etcd = client(arg('endpoints'));
-  const spec = { keys: Number(arg('keys')), seed: Number(arg('seed', '1')) };
+  const spec = { keys: Number(arg('keys')), seed: Number(arg('seed', '1')), layout: parseLayout(arg('layout', 'bench')) };
   load(etcd, spec, { ops: Number(arg('ops', '128')), inFlight: Number(arg('in-flight', '8')) })
     .then(() => {
       etcd.close();

@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { backup } from '../src/backup/backup';
 import { resolveConfig } from '../src/config/config';
 import { connect, type Connection } from '../src/etcd/connect';
-import { readPages, type Page } from '../src/etcd/pages';
+import { plannedPages, prefixRange, readPages, type Page, type RangeFetch } from '../src/etcd/pages';
+import { range } from '../src/etcd/range';
 import { Int64Field } from '../src/etcd/range-codec';
 import { Sink } from '../src/io/sink';
 import { BatchWriter } from '../src/restore/writer';
@@ -71,16 +72,55 @@ describe('mechanisms', () => {
   });
 
   test('large ranges: guessed page ends bound the requests, and every key still comes once, in order', async () => {
-    let pages = 0;
+    // The planner's own Ranges, sent to etcd as readPages sends them, with what each asked and what etcd counted.
+    const prefixEnd = prefixRange('/m/').range_end;
+    let requests = 0;
     let bounded = 0;
+    let walked = 0;
+    const fetch: RangeFetch = async (key, rangeEnd, limit, revision) => {
+      const reply = await range(conn, { key, rangeEnd, limit, revision });
+      requests++;
+      if (!rangeEnd.equals(prefixEnd)) bounded++;
+      // etcd counts (and walks) every key of [key, rangeEnd), whatever the limit.
+      walked += reply.count;
+      return reply;
+    };
     const order = keyOrder();
-    for await (const page of readPages(conn, { prefix: '/m/', pageBytes: 64 * 1024 })) {
-      pages++;
-      if (page.bounded) bounded++;
-      order.check(page);
-    }
+    for await (const page of plannedPages(fetch, { prefix: '/m/', pageBytes: 64 * 1024 })) order.check(page);
     assert.equal(order.seen(), KEYS);
-    assert.ok(bounded >= pages - 3, `expected nearly every page to have a guessed end, got ${bounded} of ${pages}`);
+    assert.ok(requests > 20, `expected many requests, got ${requests}`);
+    assert.ok(bounded >= requests - 3, `expected nearly every request to have a guessed end, got ${bounded} of ${requests}`);
+    // Open ends would walk about KEYS * requests / 2 entries.
+    assert.ok(walked <= 8 * KEYS, `etcd walked ${walked} index entries for ${KEYS} keys in ${requests} requests`);
+  });
+
+  test('a lone large value drops the limit for one request only; every key still comes once, in order', async () => {
+    const prefix = '/lone/';
+    const small = Buffer.alloc(200, 3);
+    const big = Buffer.alloc(300_000, 9);
+    const keys = Array.from({ length: 8000 }, (_, i) => Buffer.from(`${prefix}${String(i).padStart(5, '0')}`));
+    const bigAt = new Set([3000, 6000]);
+    const writer = new BatchWriter(conn, { maxOps: 128, maxBytes: 1 << 20, concurrency: 4 }, 'write', '');
+    for (let i = 0; i < keys.length; i++) await writer.put(keys[i]!, bigAt.has(i) ? big : small, '0');
+    await writer.flush();
+    const budget = 64 * 1024;
+    const sent: { limit: number; largest: number }[] = [];
+    const fetch: RangeFetch = async (key, rangeEnd, limit, revision) => {
+      const reply = await range(conn, { key, rangeEnd, limit, revision });
+      sent.push({ limit, largest: reply.kvs.largest });
+      return reply;
+    };
+    const got: Buffer[] = [];
+    for await (const page of plannedPages(fetch, { prefix, pageBytes: budget })) for (let i = 0; i < page.kvs.length; i++) got.push(Buffer.from(page.kvs.key(i)));
+    assert.deepEqual(got, keys, 'every key once, in order');
+    // The case under test arose: pages held values larger than the whole budget.
+    assert.equal(sent.filter((r) => r.largest > budget).length, bigAt.size);
+    // Each cost at most one request below the usual limit (without the probe, four pages of one key, then a ramp).
+    const usual = Math.max(...sent.map((r) => r.limit));
+    const firstUsual = sent.findIndex((r) => r.limit === usual);
+    const below = sent.slice(firstUsual).filter((r) => r.limit < usual).length;
+    assert.ok(below <= bigAt.size, `limits: ${sent.map((r) => r.limit).join(',')}`);
+    await conn.client.delete().prefix(prefix);
   });
 
   test('guessed page ends: keys of every shape come once, in order, in a bounded number of requests', async () => {

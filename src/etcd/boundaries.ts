@@ -30,13 +30,40 @@ const MAX_OVERSHOOT = 8;
 /** An empty stretch makes the next guess this much wider, so a gap of any size takes few requests to cross. */
 const EMPTY_GROWTH = 16;
 
-/** Kinds of byte, as bits: digits, lower case, upper case, the rest. */
-const KIND_BIT = Uint8Array.from({ length: 256 }, (_, b) =>
-  b >= 0x30 && b <= 0x39 ? 1 : b >= 0x61 && b <= 0x7a ? 2 : b >= 0x41 && b <= 0x5a ? 4 : 8,
+/** A reply that holds this share of what its guess aimed at shows the guesses hold: its density guides the next. */
+const ON_TRACK_SHARE = 0.5;
+
+/**
+ * Interpolating by a span's count, the first empty reply in a row is no
+ * news (the count already spreads keys over gaps); widening starts after it.
+ */
+const COUNTED_EMPTIES_IGNORED = 1;
+
+/** Growth past empty stretches doubles its exponent at most this many times (EMPTY_GROWTH ** 16 at most). */
+const MAX_GROWTH_DOUBLINGS = 4;
+
+/** Keys of a reply learnt from: about this many, evenly spread, and its last. */
+const LEARN_SAMPLE = 128;
+
+const BYTE_VALUES = 256;
+
+/** Kinds of byte, as bits. */
+const DIGIT = 1;
+const LOWER = 2;
+const UPPER = 4;
+const OTHER = 8;
+const inRange = (b: number, lo: string, hi: string) => b >= lo.charCodeAt(0) && b <= hi.charCodeAt(0);
+const KIND_BIT = Uint8Array.from({ length: BYTE_VALUES }, (_, b) =>
+  inRange(b, '0', '9') ? DIGIT : inRange(b, 'a', 'z') ? LOWER : inRange(b, 'A', 'Z') ? UPPER : OTHER,
 );
 
 /** Key positions with an alphabet of their own; those past it share the last. */
 const POSITIONS = 256;
+
+/** A number line spans at most this many key positions... */
+const LINE_POSITIONS = 64;
+/** ...and no more places than a double counts exactly. */
+const EXACT_DOUBLE = 2 ** 53;
 
 /**
  * Places keys on a number line to measure and extend a stretch of them.
@@ -46,8 +73,8 @@ const POSITIONS = 256;
  * 00100000.
  */
 export class KeyDensity {
-  /** seen[position * 256 + byte]. */
-  private readonly seen = new Uint8Array((POSITIONS + 1) * 256);
+  /** seen[position * BYTE_VALUES + byte]. */
+  private readonly seen = new Uint8Array((POSITIONS + 1) * BYTE_VALUES);
   /** Per position, the digits it counts in (see line()); recomputed when a key brings news. */
   private alphabets?: number[][];
   /** The longest key learnt. */
@@ -69,12 +96,12 @@ export class KeyDensity {
   observe(start: Buffer, end: Buffer, kvs: Keys, full: boolean, wanted?: number): void {
     const n = kvs.length;
     // A sample of the keys shows the alphabets well enough.
-    const step = Math.max(1, Math.floor(n / 128));
+    const step = Math.max(1, Math.floor(n / LEARN_SAMPLE));
     for (let i = 0; i < n; i += step) this.learn(kvs.key(i));
     if (n > 0) this.learn(kvs.key(n - 1));
     this.empties = n === 0 ? this.empties + 1 : 0;
     this.blind = 0;
-    this.onTrack = full || (wanted !== undefined && n >= wanted / 2);
+    this.onTrack = full || (wanted !== undefined && n >= wanted * ON_TRACK_SHARE);
     // Copies of keys: a view would keep the whole reply alive until the next one.
     if (!full) this.last = { from: start, to: end, keys: n };
     else if (n >= 2) this.last = { from: Buffer.from(kvs.key(0)), to: Buffer.from(kvs.key(n - 1)), keys: n - 1 };
@@ -93,7 +120,7 @@ export class KeyDensity {
     // the best guide. After a page that ran out early (a gap between groups
     // of keys, most likely), the span's count is, if known.
     const counted = keys !== undefined && keys > want && !open;
-    let guess = !this.onTrack && counted ? this.between(start, end, (want / keys) * this.growth(1)) : this.beyond(start, want);
+    let guess = !this.onTrack && counted ? this.between(start, end, (want / keys) * this.growth(COUNTED_EMPTIES_IGNORED)) : this.beyond(start, want);
     // A guess past a gap can overshoot into many keys, and etcd walks them
     // all: no further than MAX_OVERSHOOT pages would reach if the span's
     // keys were spread evenly.
@@ -135,13 +162,13 @@ export class KeyDensity {
    */
   private growth(ignore = 0): number {
     if (this.empties <= ignore) return 1;
-    return EMPTY_GROWTH ** (2 ** Math.min(4, this.empties - 1 - ignore + this.blind++));
+    return EMPTY_GROWTH ** (2 ** Math.min(MAX_GROWTH_DOUBLINGS, this.empties - 1 - ignore + this.blind++));
   }
 
   /** Only keys etcd returned: guesses are built from what was learnt, and must not feed it. */
   private learn(key: Buffer): void {
     for (let i = 0; i < key.length; i++) {
-      const at = Math.min(i, POSITIONS) * 256 + key[i]!;
+      const at = Math.min(i, POSITIONS) * BYTE_VALUES + key[i]!;
       if (!this.seen[at]) {
         this.seen[at] = 1;
         this.alphabets = undefined;
@@ -163,14 +190,14 @@ export class KeyDensity {
   private line(base: number, extra: readonly Buffer[] = []): NumberLine {
     if (!this.alphabets) {
       this.alphabets = [];
-      let after = new Uint8Array(256);
+      let after = new Uint8Array(BYTE_VALUES);
       for (let p = this.longest - 1; p >= 0; p--) {
-        const row = Math.min(p, POSITIONS) * 256;
+        const row = Math.min(p, POSITIONS) * BYTE_VALUES;
         let kinds = 0;
-        for (let b = 0; b < 256; b++) if (this.seen[row + b]) kinds |= KIND_BIT[b]!;
-        const here = new Uint8Array(256);
+        for (let b = 0; b < BYTE_VALUES; b++) if (this.seen[row + b]) kinds |= KIND_BIT[b]!;
+        const here = new Uint8Array(BYTE_VALUES);
         const symbols: number[] = [];
-        for (let b = 0; b < 256; b++) {
+        for (let b = 0; b < BYTE_VALUES; b++) {
           if (this.seen[row + b] || (after[b] && kinds & KIND_BIT[b]!)) {
             here[b] = 1;
             symbols.push(b);
@@ -204,12 +231,12 @@ class NumberLine {
       fromExtra[p - base] = [...running];
     }
     let size = 1;
-    for (let p = base; p < base + 64; p++) {
+    for (let p = base; p < base + LINE_POSITIONS; p++) {
       // Past the end of every key: only the filling.
       let symbols = alphabets[p] ?? [0];
       const more = fromExtra[p - base];
       if (more) symbols = [...new Set([...symbols, ...more])].sort((a, b) => a - b);
-      if (size * symbols.length > 2 ** 53) break;
+      if (size * symbols.length > EXACT_DOUBLE) break;
       size *= symbols.length;
       this.symbols.push(symbols);
     }

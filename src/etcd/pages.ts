@@ -25,9 +25,10 @@ export interface Page {
   total: number;
   /** Bytes of keys and values in this page. */
   bytes: number;
-  /** Whether this page's request had a guessed range_end (boundaries.ts) rather than the range's own. */
-  bounded: boolean;
 }
+
+/** One Range of [key, end), at most `limit` keys. */
+export type RangeFetch = (key: Buffer, end: Buffer, limit: number, revision?: string) => Promise<RangeReply>;
 
 export const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const FIRST_LIMIT = 16;
@@ -36,6 +37,11 @@ const MAX_LIMIT = 10_000;
 const MAX_KEYS_ONLY_LIMIT = 50_000;
 /** Pages whose largest key-value sizes the next page is planned from. */
 const SIZE_WINDOW = 4;
+/** How much the limit may grow from one request to the next. */
+const LIMIT_GROWTH = 4;
+/** A value this many times larger than the largest in the window may stand alone (see PageSizer). */
+const LONE_VALUE_RATIO = 16;
+
 /** Requests in flight while the caller works on the current page. */
 const PAGES_AHEAD = 3;
 /** Pages are planned a little short of the limit: one that ends early costs nothing, one that fills up needs another request for its rest. */
@@ -57,25 +63,25 @@ const lastKey = (kvs: KeyValues) => kvs.key(kvs.length - 1);
  * next ones can be sent before the current page is handed over: etcd works
  * while the caller encodes, PAGES_AHEAD requests at a time.
  */
-export async function* readPages(conn: Connection, opts: PageOptions): AsyncGenerator<Page> {
-  const budget = opts.pageBytes ?? DEFAULT_PAGE_BYTES;
-  const maxLimit = opts.keysOnly ? MAX_KEYS_ONLY_LIMIT : MAX_LIMIT;
-  const range = prefixRange(opts.prefix);
-  const fetch = (key: Buffer, end: Buffer, limit: number, revision?: string): Promise<RangeReply> =>
+export function readPages(conn: Connection, opts: PageOptions): AsyncGenerator<Page> {
+  const fetch: RangeFetch = (key, end, limit, revision) =>
     rangeRequest(conn, { key, rangeEnd: end, limit, revision, keysOnly: opts.keysOnly ?? false }).catch((err: unknown) => {
       throw explainEtcdError(err, { config: conn.config, action: 'read', prefix: opts.prefix });
     });
+  return plannedPages(fetch, opts);
+}
+
+/** readPages over any Range: the planner alone, which bench/plan.ts runs against a model of etcd's index. */
+export async function* plannedPages(fetch: RangeFetch, opts: PageOptions): AsyncGenerator<Page> {
+  const budget = opts.pageBytes ?? DEFAULT_PAGE_BYTES;
+  const maxLimit = opts.keysOnly ? MAX_KEYS_ONLY_LIMIT : MAX_LIMIT;
+  const range = prefixRange(opts.prefix);
 
   const first = await fetch(range.key, range.range_end, FIRST_LIMIT, opts.revision);
   const revision = opts.revision ?? first.revision;
   const total = first.count;
 
-  // etcd has no byte limit on a range, only a key count. Each request is
-  // planned as if every key were as large as the largest seen lately, growing
-  // at most 4x a request, so a run of big values after small ones cannot turn
-  // into a huge response.
-  let limit = FIRST_LIMIT;
-  const recentLargest: number[] = [];
+  const sizer = new PageSizer(budget, maxLimit);
   const density = new KeyDensity();
 
   /**
@@ -92,9 +98,11 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
         inFlight++;
         continue;
       }
-      // The first span is always requested: the caller waits for it next.
-      if (i > 0 && inFlight >= PAGES_AHEAD) return;
-      const want = Math.ceil(limit * GUESS_FILL);
+      // The first span is always requested: the caller waits for it next. Past a lone large value, only it, until its reply tells whether more follow.
+      if (i > 0 && (inFlight >= PAGES_AHEAD || sizer.probing)) return;
+      const limit = sizer.limit;
+      // Spans keep their usual width past a lone large value: only the limit drops for it.
+      const want = Math.ceil(sizer.planned * GUESS_FILL);
       const group = span.group;
       // The group's keys, less an estimate for its pieces still in flight.
       const keys = group && Math.max(1, group.keys - group.inFlight * want);
@@ -121,11 +129,7 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while reading from etcd');
     const kvs = reply.kvs;
-    if (kvs.length > 0) {
-      recentLargest.push(kvs.largest);
-      if (recentLargest.length > SIZE_WINDOW) recentLargest.shift();
-    }
-    limit = Math.max(1, Math.min(maxLimit, limit * 4, Math.floor(budget / Math.max(1, ...recentLargest))));
+    sizer.observe(kvs);
     const full = reply.more && kvs.length > 0;
     density.observe(current.start, current.end, kvs, full, current.want);
     // etcd counts every key of the span, not just those it returns, so what
@@ -136,11 +140,56 @@ export async function* readPages(conn: Connection, opts: PageOptions): AsyncGene
     }
     if (full) spans.unshift({ start: after(lastKey(kvs)), end: current.end, group: { keys: reply.count - kvs.length, inFlight: 0 } });
     fillAhead();
-    yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes, bounded: current.end !== range.range_end };
+    yield { kvs, revision, clusterId: reply.clusterId, memberId: reply.memberId, total, bytes: kvs.bytes };
     const next = spans.shift();
     if (!next) return;
     current = next;
     reply = await next.reply!;
+  }
+}
+
+/**
+ * Keys per request. etcd has no byte limit on a range, only a key count, so
+ * each request is planned as if every key were as large as the largest seen
+ * lately, growing at most 4x a request: a run of big values after small ones
+ * cannot turn into a huge response.
+ *
+ * A value far larger than the largest before it drops the limit, and only the
+ * next request goes out: if its values are small again, the big one stood
+ * alone (a run of them would show), and the limit is what it was before.
+ */
+class PageSizer {
+  limit = FIRST_LIMIT;
+  /** The limit to return to if the large value just seen stands alone. */
+  private before?: number;
+  private readonly recentLargest: number[] = [];
+
+  constructor(private readonly budget: number, private readonly maxLimit: number) {}
+
+  /** Waiting to learn whether a large value stands alone. */
+  get probing(): boolean {
+    return this.before !== undefined;
+  }
+
+  /** The limit pages are planned for (their guessed ends): the usual one, past a lone large value. */
+  get planned(): number {
+    return this.before ?? this.limit;
+  }
+
+  observe(kvs: KeyValues): void {
+    if (kvs.length === 0) return;
+    const window = this.recentLargest;
+    const lately = Math.max(0, ...window);
+    let grow = this.limit * LIMIT_GROWTH;
+    if (this.before !== undefined && kvs.largest * LONE_VALUE_RATIO <= lately) {
+      window.length = 0;
+      grow = this.before;
+    }
+    this.before = lately > 0 && kvs.largest >= lately * LONE_VALUE_RATIO && this.before === undefined ? this.limit : undefined;
+    window.push(kvs.largest);
+    if (window.length > SIZE_WINDOW) window.shift();
+    const bySize = Math.floor(this.budget / Math.max(1, ...window));
+    this.limit = Math.max(1, Math.min(this.maxLimit, grow, bySize));
   }
 }
 
