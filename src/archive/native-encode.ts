@@ -28,14 +28,14 @@ export class NativeEncoder {
   }
 
   /**
-   * Encodes a batch of records into one buffer: `into` when it is large
-   * enough (the caller reuses it once written), else a new one.
+   * Encodes records [from, to) of a table into one buffer: `into` when it is
+   * large enough (the caller reuses it once written), else a new one.
    */
-  records(table: RecordTable, into?: Buffer): Buffer {
-    const size = recordsSize(table);
+  records(table: RecordTable, into?: Buffer, from = 0, to = table.length): Buffer {
+    const size = recordsSize(table, from, to);
     const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let o = 0;
-    for (let i = 0; i < table.length; i++) {
+    for (let i = from; i < to; i++) {
       const keyLength = table.keyLength(i);
       buf[o] = FrameType.Record;
       buf.writeUInt32BE(RecordLayout.Fixed + keyLength + table.valueLength(i), o + 1);
@@ -46,7 +46,7 @@ export class NativeEncoder {
       o += RecordLayout.Int64s;
       o += table.copyValue(i, buf, o);
     }
-    this.recordCount += table.length;
+    this.recordCount += to - from;
     return this.track(buf);
   }
 
@@ -67,9 +67,18 @@ export class NativeEncoder {
   }
 }
 
-/** Bytes that records() takes for a table. */
-export function recordsSize(table: RecordTable): number {
+const recordSize = (table: RecordTable, i: number) => FRAME_HEADER + RecordLayout.Fixed + table.keyLength(i) + table.valueLength(i);
+
+/** Bytes that records() takes for records [from, to) of a table. */
+export function recordsSize(table: RecordTable, from = 0, to = table.length): number {
   let size = 0;
-  for (let i = 0; i < table.length; i++) size += FRAME_HEADER + RecordLayout.Fixed + table.keyLength(i) + table.valueLength(i);
+  for (let i = from; i < to; i++) size += recordSize(table, i);
   return size;
+}
+
+/** Where a slice of records that starts at `from` ends: past at least one record, within maxBytes when it can be. */
+export function sliceEnd(table: RecordTable, from: number, maxBytes: number): number {
+  let to = from;
+  for (let size = 0; to < table.length && (to === from || size + recordSize(table, to) <= maxBytes); to++) size += recordSize(table, to);
+  return to;
 }

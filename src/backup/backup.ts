@@ -1,4 +1,4 @@
-import { NativeEncoder, recordsSize } from '../archive/native-encode';
+import { NativeEncoder, recordsSize, sliceEnd } from '../archive/native-encode';
 import type { LeaseRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
@@ -14,19 +14,28 @@ export type { BackupFormat, BackupOptions, BackupSummary } from './types';
 import { limiter } from '../util/concurrency';
 
 const LEASE_QUERY_CONCURRENCY = 16;
+/**
+ * Pages are encoded in slices of about this size into reused buffers: a
+ * page can come back several times the read budget (its keys guessed from
+ * smaller values), and a page-sized buffer of its own would be new memory
+ * each time, collected only later.
+ */
+const SLICE_BYTES = 1024 * 1024;
+/** Slices written but not yet out, whose buffers come back to the pool. */
+const SLICES_KEPT = 4;
 
 /**
  * One consistent backup: every page is read at the revision of the first,
  * and each page is written out (waiting for the reader) before the next is
- * taken, so memory holds the pages in flight (pages.ts) and about two
- * encoded ones, whatever the keyspace size.
+ * taken, so memory holds the pages in flight (pages.ts) and a few encoded
+ * slices, whatever the keyspace size.
  */
 export async function backup(conn: Connection, sink: Sink, opts: BackupOptions): Promise<BackupSummary> {
   const pages = readPages(conn, { prefix: opts.prefix, pageBytes: opts.pageBytes, signal: opts.signal });
   if (opts.format === 'legacy') return writeLegacy(pages, sink, opts);
 
   const encoder = new NativeEncoder();
-  const frames = new BufferPool();
+  const frames = new BufferPool(SLICES_KEPT);
   const leases = new LeaseReader(conn, opts.signal);
   let keys = 0;
   let revision = '';
@@ -46,8 +55,12 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
     }
     const kvs = page.kvs;
     for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leases.see(kvs.int64(i, Int64Field.Lease));
-    const buf = frames.take(recordsSize(kvs));
-    await sink.write(encoder.records(kvs, buf), () => frames.give(buf));
+    for (let from = 0; from < kvs.length; ) {
+      const to = sliceEnd(kvs, from, SLICE_BYTES);
+      const buf = frames.take(recordsSize(kvs, from, to));
+      await sink.write(encoder.records(kvs, buf, from, to), () => frames.give(buf));
+      from = to;
+    }
     keys += page.kvs.length;
     opts.onProgress?.(keys, page.total);
   }

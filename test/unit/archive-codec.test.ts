@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { ArchiveError } from '../../src/errors';
 import { encodeLegacyLine, LegacyDecoder } from '../../src/archive/legacy';
 import { NativeDecoder } from '../../src/archive/native-decode';
-import { NativeEncoder } from '../../src/archive/native-encode';
+import { NativeEncoder, recordsSize, sliceEnd } from '../../src/archive/native-encode';
 import { rangeReplyOf } from '../range-reply';
 import { MAGIC } from '../../src/archive/native-format';
 import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../../src/archive/types';
@@ -94,6 +94,32 @@ after(() => {
 describe('native format', () => {
   const archive = encode(RECORDS, LEASES);
   const expected = decodeNative(archive);
+
+  test('a page encoded in slices is the same bytes as in one piece; each slice holds a record and fits when it can', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 12 }), fc.nat({ max: 3000 })), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 8000 }),
+        (entries, maxBytes) => {
+          const byHex = new Map(entries.map(([k, n]) => [Buffer.from(k).toString('hex'), rec(Buffer.from(k), Buffer.alloc(n, 7))]));
+          const table = rangeReplyOf([...byHex.values()].sort((a, b) => Buffer.compare(a.key, b.key)));
+          const whole = new NativeEncoder().records(table);
+          const enc = new NativeEncoder();
+          const parts: Buffer[] = [];
+          for (let from = 0; from < table.length; ) {
+            const to = sliceEnd(table, from, maxBytes);
+            assert.ok(to > from, 'a slice without a record');
+            const size = recordsSize(table, from, to);
+            assert.ok(to === from + 1 || size <= maxBytes, `slice of ${size} bytes over ${maxBytes}`);
+            parts.push(Buffer.from(enc.records(table, undefined, from, to)));
+            from = to;
+          }
+          assert.deepEqual(Buffer.concat(parts), whole);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 
   test('round trip: header, records, leases and trailer come back as written', () => {
     assert.equal(archive.subarray(0, MAGIC.length).toString('latin1'), '#etcd-shield-archive v1\n');
