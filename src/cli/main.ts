@@ -16,7 +16,7 @@ Examples:
   etcd-shield verify --in etcd.archive
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
-Under SHIELD (install this executable as "etcd" in the plugin path):
+Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's plugin directory as "etcd"):
   etcd info | validate -e JSON | backup -e JSON > archive | restore -e JSON < archive
 
 Exit codes: 0 ok, 1 usage, 2 unsupported action, 4 failure, 10 bad -e JSON,
