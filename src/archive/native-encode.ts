@@ -76,9 +76,18 @@ export function recordsSize(table: RecordTable, from = 0, to = table.length): nu
   return size;
 }
 
-/** Where a slice of records that starts at `from` ends: past at least one record, within maxBytes when it can be. */
-export function sliceEnd(table: RecordTable, from: number, maxBytes: number): number {
-  let to = from;
-  for (let size = 0; to < table.length && (to === from || size + recordSize(table, to) <= maxBytes); to++) size += recordSize(table, to);
-  return to;
+/**
+ * The slice of records that starts at `from`: where it ends and the bytes
+ * records() takes for it. It holds at least one record, and stays within
+ * maxBytes when it can.
+ */
+export function nextSlice(table: RecordTable, from: number, maxBytes: number): { to: number; bytes: number } {
+  let bytes = recordSize(table, from);
+  let to = from + 1;
+  for (; to < table.length; to++) {
+    const next = recordSize(table, to);
+    if (bytes + next > maxBytes) break;
+    bytes += next;
+  }
+  return { to, bytes };
 }

@@ -1,4 +1,4 @@
-import { NativeEncoder, recordsSize, sliceEnd } from '../archive/native-encode';
+import { NativeEncoder, nextSlice } from '../archive/native-encode';
 import type { LeaseRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
@@ -9,9 +9,9 @@ import type { Sink } from '../io/sink';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { writeLegacy } from './legacy-backup';
 import type { BackupOptions, BackupSummary } from './types';
+import { limiter } from '../util/concurrency';
 
 export type { BackupFormat, BackupOptions, BackupSummary } from './types';
-import { limiter } from '../util/concurrency';
 
 const LEASE_QUERY_CONCURRENCY = 16;
 /**
@@ -56,8 +56,8 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
     const kvs = page.kvs;
     for (let i = 0; i < kvs.length; i++) if (kvs.hasLease(i)) leases.see(kvs.int64(i, Int64Field.Lease));
     for (let from = 0; from < kvs.length; ) {
-      const to = sliceEnd(kvs, from, SLICE_BYTES);
-      const buf = frames.take(recordsSize(kvs, from, to));
+      const { to, bytes } = nextSlice(kvs, from, SLICE_BYTES);
+      const buf = frames.take(bytes);
       await sink.write(encoder.records(kvs, buf, from, to), () => frames.give(buf));
       from = to;
     }

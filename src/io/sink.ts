@@ -15,14 +15,14 @@ export class Sink {
    * caller may reuse it. Any other stream may still hold the very buffer
    * (a PassThrough hands it on, an upload queues it), so it gets a copy.
    */
-  private readonly ownsNothingAfterWrite: boolean;
+  private readonly releasesOnWrite: boolean;
 
   constructor(
     private readonly stream: Writable,
     name: string,
     private readonly part?: PartFile,
   ) {
-    this.ownsNothingAfterWrite = stream instanceof WriteStream;
+    this.releasesOnWrite = stream instanceof WriteStream;
     stream.on('error', (err: NodeJS.ErrnoException) => {
       this.failure ??=
         err.code === 'EPIPE' || err.code === 'ECONNRESET'
@@ -59,7 +59,7 @@ export class Sink {
     this.bytes += buf.length;
     this.part?.wrote(buf.length);
     let ok: boolean;
-    if (this.ownsNothingAfterWrite || !written) ok = this.stream.write(buf, written && (() => written()));
+    if (this.releasesOnWrite || !written) ok = this.stream.write(buf, written && (() => written()));
     else {
       ok = this.stream.write(Buffer.from(buf));
       written();

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { ArchiveError } from '../../src/errors';
 import { encodeLegacyLine, LegacyDecoder } from '../../src/archive/legacy';
 import { NativeDecoder } from '../../src/archive/native-decode';
-import { NativeEncoder, recordsSize, sliceEnd } from '../../src/archive/native-encode';
+import { NativeEncoder, nextSlice, recordsSize } from '../../src/archive/native-encode';
 import { rangeReplyOf } from '../range-reply';
 import { MAGIC } from '../../src/archive/native-format';
 import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../../src/archive/types';
@@ -107,9 +107,9 @@ describe('native format', () => {
           const enc = new NativeEncoder();
           const parts: Buffer[] = [];
           for (let from = 0; from < table.length; ) {
-            const to = sliceEnd(table, from, maxBytes);
+            const { to, bytes: size } = nextSlice(table, from, maxBytes);
             assert.ok(to > from, 'a slice without a record');
-            const size = recordsSize(table, from, to);
+            assert.equal(size, recordsSize(table, from, to), 'the slice names the wrong size');
             assert.ok(to === from + 1 || size <= maxBytes, `slice of ${size} bytes over ${maxBytes}`);
             parts.push(Buffer.from(enc.records(table, undefined, from, to)));
             from = to;
