@@ -39,6 +39,9 @@ export const ERROR_KINDS = {
   cancelled: { exitCode: ExitCode.failure, httpStatus: 503, hint: 'run it again when it may finish' },
   outputClosed: { exitCode: ExitCode.failure, httpStatus: 500, hint: 'the process that stores the backup stopped; check its own error message' },
   file: { exitCode: ExitCode.failure, httpStatus: 500, hint: 'check the path, its permissions and free space' },
+  store: { exitCode: ExitCode.failure, httpStatus: 502, hint: 'check the store URL, that the bucket or directory exists, and the credentials' },
+  encryption: { exitCode: ExitCode.failure, httpStatus: 422, hint: 'give the age identity (--identity FILE) whose recipient the backup was encrypted to' },
+  notFound: { exitCode: ExitCode.failure, httpStatus: 404, hint: 'run `etcd-shield list --from URL` to see the backups the store holds' },
   restoreInterrupted: { exitCode: ExitCode.failure, httpStatus: 502, hint: 'running the same restore again converges' },
   unexpected: { exitCode: ExitCode.failure, httpStatus: 500, hint: 'run again with --debug for details, and report it as a bug' },
 } as const satisfies Record<string, ErrorKind>;
@@ -142,6 +145,21 @@ export class OutputClosedError extends ShieldError {
 /** A local file could not be read or written. */
 export class FileError extends ShieldError {
   readonly kind = 'file';
+}
+
+/** A store (directory or S3) could not be reached, listed, read or written. */
+export class StoreError extends ShieldError {
+  readonly kind = 'store';
+}
+
+/** Encryption or decryption with age failed: a bad recipient, no identity, or an identity that does not match. */
+export class EncryptionError extends ShieldError {
+  readonly kind = 'encryption';
+}
+
+/** The store holds no backup that matches (none at all, no such name, none before that time). */
+export class NotFoundError extends ShieldError {
+  readonly kind = 'notFound';
 }
 
 /**

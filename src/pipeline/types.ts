@@ -1,0 +1,11 @@
+/** How the archive's bytes are compressed before they are stored. */
+export type Compression = 'zstd' | 'gzip' | 'none';
+
+export const COMPRESSIONS: readonly Compression[] = ['zstd', 'gzip', 'none'];
+
+/** What was done to an archive's bytes to make the stored bytes, outermost last: compress, then encrypt. */
+export interface StoredForm {
+  compression: Compression;
+  /** age-encrypted (to one or more X25519 recipients). */
+  encrypted: boolean;
+}

@@ -1,0 +1,41 @@
+import type { Readable } from 'node:stream';
+
+/** One object directly under a store's path; `key` is relative to that path. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+/**
+ * Where backups live: a directory or an S3 prefix. Keys are plain names
+ * (no "/"), relative to the store's own path, so several clusters and
+ * prefixes can share a bucket, each under its own path. Every failure is a
+ * StoreError naming the store (never its credentials).
+ */
+export interface ObjectStore {
+  /** The store as an operator would write it (file:///abs/dir, s3://bucket/prefix), without secrets. */
+  readonly url: string;
+  /** Throws a StoreError unless the store exists and may be listed. */
+  check(signal?: AbortSignal): Promise<void>;
+  /** Every finished object directly under the store's path, in no particular order; never parts of unfinished writes. */
+  list(signal?: AbortSignal): Promise<StoredObject[]>;
+  /** The whole object as a stream; a StoreError if it is missing. */
+  read(key: string, signal?: AbortSignal): Promise<Readable>;
+  /** A small object (a manifest) whole; refuses one over maxBytes. */
+  readBytes(key: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Streams body into the object `key` with bounded memory. The object
+   * appears only once body ended and every byte is stored (a directory:
+   * part file, fsync, rename; S3: multipart upload completed). If body
+   * errors, signal aborts or the store fails, nothing appears under key,
+   * a multipart upload is aborted, and this rejects.
+   */
+  put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
+  /** A small object written whole (a manifest). */
+  putBytes(key: string, data: Buffer, signal?: AbortSignal): Promise<void>;
+  /** Removes the object; removing a missing one is not an error. */
+  remove(key: string, signal?: AbortSignal): Promise<void>;
+  /** Releases connections. */
+  close(): void;
+}
