@@ -65,6 +65,9 @@ const common = {
   format: 'cjs',
   tsconfig: path.join(ROOT, 'tsconfig.json'),
   define: { ETCD_SHIELD_PACKAGE: JSON.stringify({ version: pkg.version, author: pkg.author }) },
+  // A native module cannot live in one JS file: the copy without node_modules
+  // beside it reports zstd as missing (src/pipeline/compression.ts) and offers gzip.
+  external: ['zstd-napi'],
   // Names stay: error classes report new.target.name.
   minify: true,
   keepNames: true,

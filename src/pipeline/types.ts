@@ -9,3 +9,9 @@ export interface StoredForm {
   /** age-encrypted (to one or more X25519 recipients). */
   encrypted: boolean;
 }
+
+/**
+ * What the first bytes of stored data show. Inside age the compression is
+ * only known after decryption, so it is undefined there.
+ */
+export type DetectedForm = { compression: Compression; encrypted: false } | { compression: undefined; encrypted: true };
