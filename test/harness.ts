@@ -93,10 +93,26 @@ function sweepStaleDirs(): void {
   }
 }
 
-function track(p: ChildProcess): void {
+/** The child is SIGKILLed if this process exits (or is signalled) while it runs. */
+export function track(p: ChildProcess): void {
   installCleanup();
   liveProcs.add(p);
   p.once('exit', () => liveProcs.delete(p));
+}
+
+/** A fresh temp dir, removed at exit, or by a later run if this process dies unclean. */
+export function makeTestDir(): string {
+  installCleanup();
+  sweepStaleDirs();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
+  liveDirs.add(dir);
+  fs.writeFileSync(path.join(dir, OWNER_FILE), String(process.pid));
+  return dir;
+}
+
+export async function removeTestDir(dir: string): Promise<void> {
+  await fs.promises.rm(dir, { recursive: true, force: true });
+  liveDirs.delete(dir);
 }
 
 // etcd 3.4 refuses to run on non-amd64/ppc64le unless told otherwise.

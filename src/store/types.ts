@@ -9,9 +9,11 @@ export interface StoredObject {
 
 /**
  * Where backups live: a directory or an S3 prefix. Keys are plain names
- * (no "/"), relative to the store's own path, so several clusters and
- * prefixes can share a bucket, each under its own path. Every failure is a
- * StoreError naming the store (never its credentials).
+ * (no "/", no leading ".": a UsageError otherwise), relative to the store's
+ * own path, so several clusters and prefixes can share a bucket, each under
+ * its own path. Every failure is a StoreError naming the store (never its
+ * credentials), but for a missing object (NotFoundError), a fired signal
+ * (CancelledError) and a put's failed body (its own error).
  */
 export interface ObjectStore {
   /** The store as an operator would write it (file:///abs/dir, s3://bucket/prefix), without secrets. */
@@ -20,7 +22,7 @@ export interface ObjectStore {
   check(signal?: AbortSignal): Promise<void>;
   /** Every finished object directly under the store's path, in no particular order; never parts of unfinished writes. */
   list(signal?: AbortSignal): Promise<StoredObject[]>;
-  /** The whole object as a stream; a StoreError if it is missing. */
+  /** The whole object as a stream; a NotFoundError if it is missing. Failures while streaming arrive typed, as the stream's error. */
   read(key: string, signal?: AbortSignal): Promise<Readable>;
   /** A small object (a manifest) whole; refuses one over maxBytes. */
   readBytes(key: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
@@ -29,10 +31,12 @@ export interface ObjectStore {
    * appears only once body ended and every byte is stored (a directory:
    * part file, fsync, rename; S3: multipart upload completed). If body
    * errors, signal aborts or the store fails, nothing appears under key,
-   * a multipart upload is aborted, and this rejects.
+   * a multipart upload is aborted, and this rejects. body is consumed, and
+   * destroyed if the put fails. A signal that fires once every byte is
+   * stored is too late to undo it.
    */
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
-  /** A small object written whole (a manifest). */
+  /** A small object written whole (a manifest): it appears complete or not at all. */
   putBytes(key: string, data: Buffer, signal?: AbortSignal): Promise<void>;
   /** Removes the object; removing a missing one is not an error. */
   remove(key: string, signal?: AbortSignal): Promise<void>;

@@ -1,0 +1,14 @@
+import { DirectoryStore } from './directory';
+import { S3Store, type S3StoreOptions } from './s3';
+import type { ObjectStore } from './types';
+import { parseStoreUrl } from './url';
+
+/** How to reach an S3 store beyond its URL; anything not given comes from the AWS SDK's default chain. */
+export type S3Settings = Pick<S3StoreOptions, 'endpoint' | 'forcePathStyle' | 'caFile' | 'region' | 'credentials'>;
+
+/** The store a URL names: a directory (relative to cwd) or s3://bucket/prefix. Nothing is contacted yet. */
+export function openStore(url: string, opts: { cwd: string; s3?: S3Settings }): ObjectStore {
+  const where = parseStoreUrl(url, opts.cwd);
+  if (where.kind === 'dir') return new DirectoryStore(where.path);
+  return new S3Store({ ...opts.s3, bucket: where.bucket, prefix: where.prefix });
+}
