@@ -13,3 +13,11 @@ export { validate, type ValidationLine, type ValidationReport } from './api/vali
 export type { ArchiveInput, ArchiveOutput, OperationOptions, ProgressEvent } from './api/options';
 export * from './errors';
 export { TOOL_NAME, TOOL_VERSION } from './version';
+export { backupToStore, type StoreBackupOptions, type StoredBackup } from './api/backup-to-store';
+export { restoreFromStore, type StoreRestoreOptions, type StoreRestoreSummary } from './api/restore-from-store';
+export { verifyStore, type StoreVerifyOptions, type StoreVerifyReport, type BackupCheck } from './api/verify-store';
+export { listBackups, pruneStore, type PruneOptions, type PruneReport } from './api/catalogue';
+export type { BackupEntry, Catalogue, Manifest, KeepRules, RetentionDecision, PrunePlan } from './api/catalogue';
+export type { StoreRef, StoreOptions } from './api/store-ref';
+export type { ObjectStore, StoredObject } from './store/types';
+export type { Compression } from './pipeline/types';

@@ -12,6 +12,8 @@ export interface RestoreRunOptions extends OperationOptions {
   limits?: Partial<BatchLimits>;
   /** How messages name a stream input (default "the input stream"). */
   inputName?: string;
+  /** age identities (AGE-SECRET-KEY-1...) for an encrypted input. */
+  identities?: string[];
 }
 
 export type { RestoreSummary };
@@ -40,5 +42,5 @@ export async function restore(config: Config, input: ArchiveInput, opts: Restore
     } finally {
       conn.close();
     }
-  });
+  }, opts.identities);
 }

@@ -1,4 +1,4 @@
-import { verifyArchive } from '../archive/verify';
+import { type ArchiveSummary, verifyArchive } from '../archive/verify';
 import { withArchiveFile } from './input';
 import type { ArchiveInput, OperationOptions } from './options';
 
@@ -19,9 +19,13 @@ export interface VerifySummary {
 }
 
 /** Checks an archive end to end (structure, order, count, sha256) without etcd; throws an ArchiveError at the first defect. */
-export async function verify(input: ArchiveInput, opts: Pick<OperationOptions, 'signal'> & { inputName?: string } = {}): Promise<VerifySummary> {
+export async function verify(input: ArchiveInput, opts: Pick<OperationOptions, 'signal'> & { inputName?: string; identities?: string[] } = {}): Promise<VerifySummary> {
   return withArchiveFile(input, opts.inputName, opts.signal, async (path) => {
-    const s = await verifyArchive(path, '', opts.signal);
+    return summarize(await verifyArchive(path, '', opts.signal));
+  }, opts.identities);
+}
+
+export function summarize(s: ArchiveSummary): VerifySummary {
     return {
       ok: true,
       format: s.format,
@@ -35,5 +39,4 @@ export async function verify(input: ArchiveInput, opts: Pick<OperationOptions, '
       tool: s.header?.tool ?? null,
       sha256: s.trailer?.sha256 ?? null,
     };
-  });
 }

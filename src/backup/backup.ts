@@ -42,6 +42,8 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
   for await (const page of pages) {
     if (!revision) {
       revision = page.revision;
+      const takenAt = new Date();
+      opts.onStart?.({ revision, clusterId: BigInt(page.clusterId).toString(16), takenAt });
       await sink.write(
         encoder.start({
           tool: `${TOOL_NAME} ${TOOL_VERSION}`,
@@ -49,7 +51,7 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
           prefix: opts.prefix,
           clusterId: page.clusterId,
           memberId: page.memberId,
-          createdAt: new Date().toISOString(),
+          createdAt: takenAt.toISOString(),
         }),
       );
     }

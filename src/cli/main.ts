@@ -7,6 +7,10 @@ import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
 import { configFrom, positiveInt, RunContext, stderrContext } from './context';
 import { addFieldOptions } from './field-flags';
 import { abortOnSignals } from './signals';
+import type { BackupCommandOptions } from './commands/backup';
+import type { RestoreCommandOptions } from './commands/restore';
+import type { VerifyCommandOptions } from './commands/verify';
+import { addEncryptOptions, addIdentityOption, addKeepOptions, addStoreOptions, type KeepFlags, type StoreFlags } from './store-flags';
 
 // Commands are loaded when run, so info, --help and --version skip loading the gRPC client.
 const EXAMPLES = `
@@ -14,6 +18,13 @@ Examples:
   etcd-shield backup --endpoints http://127.0.0.1:2379 --out etcd.archive
   etcd-shield restore --endpoints http://127.0.0.1:2379 --in etcd.archive --overwrite --dry-run
   etcd-shield verify --in etcd.archive
+
+With a store (a directory, or s3://bucket/path; each cluster and prefix under its own path):
+  etcd-shield backup --endpoints http://127.0.0.1:2379 --to s3://backups/etcd/main --encrypt-to age1...
+  etcd-shield list --from s3://backups/etcd/main
+  etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
+  etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
+  etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
 Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's plugin directory as "etcd"):
@@ -46,47 +57,80 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .option('--offline', 'check the fields only; do not connect'),
   ).action(async (opts: { offline?: boolean }, cmd: Command) => run(async (ctx) => (await import('./commands/validate')).runValidate(cmd, ctx, Boolean(opts.offline))));
 
-  addFieldOptions(
+  addStoreOptions(addEncryptOptions(addFieldOptions(
     program
       .command('backup')
-      .description('write a consistent archive of the keys under the prefix (stdout, or --out FILE)')
+      .description('write a consistent archive of the keys under the prefix (stdout, --out FILE, or --to STORE)')
       .option('-o, --out <file>', 'write the archive to this file instead of standard output; it replaces the file only once complete and on disk, so a failed run keeps the old one')
+      .option('--to <store>', 'store the backup, compressed (and encrypted with --encrypt-to), with a manifest, in a directory or s3://bucket/path')
+      .option('--json', 'with --to: print the stored backup\'s manifest as JSON on stdout')
       .addOption(
         new Option('--format <format>', 'archive format: etcd-shield (checksummed, with leases), or legacy (the original Go plugin\'s)')
           .choices(['etcd-shield', 'legacy'])
           .default('etcd-shield'),
       )
       .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
-  ).action(async (opts: { out?: string; format: 'etcd-shield' | 'legacy'; pageBytes?: number }, cmd: Command) =>
+  ))).action(async (opts: BackupCommandOptions, cmd: Command) =>
     run(async (ctx) => (await import('./commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),
   );
 
-  addFieldOptions(
+  addStoreOptions(addIdentityOption(addFieldOptions(
     program
       .command('restore')
-      .description('verify an archive completely, then write it to etcd (stdin, or --in FILE); either format')
+      .description('verify an archive completely, then write it to etcd (stdin, --in FILE, or --from STORE); either format, plain, compressed or encrypted')
       .option('-i, --in <file>', 'read the archive from this file instead of standard input')
+      .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
+      .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
+      .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
       .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(DEFAULT_LIMITS.maxOps))
       .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(DEFAULT_LIMITS.maxBytes)),
-  ).action(
-    async (opts: { in?: string; dryRun?: boolean; concurrency: number; batchOps: number; batchBytes: number }, cmd: Command) =>
+  ))).action(
+    async (opts: Omit<RestoreCommandOptions, 'limits'> & { concurrency: number; batchOps: number; batchBytes: number }, cmd: Command) =>
       run(async (ctx) =>
         (await import('./commands/restore')).runRestore(
           configFrom(cmd, ctx),
-          { in: opts.in, dryRun: opts.dryRun, limits: { concurrency: opts.concurrency, maxOps: opts.batchOps, maxBytes: opts.batchBytes } },
+          { ...opts, limits: { concurrency: opts.concurrency, maxOps: opts.batchOps, maxBytes: opts.batchBytes } },
           ctx,
         ),
       ),
   );
 
-  program
-    .command('verify')
-    .description('check an archive end to end (structure, count, checksum) without touching etcd')
-    .option('-i, --in <file>', 'read the archive from this file instead of standard input')
-    .option('--json', 'print the summary as JSON')
-    .action(async (opts: { in?: string; json?: boolean }) => run(async (ctx) => (await import('./commands/verify')).runVerify(opts, ctx)));
+  addStoreOptions(
+    addIdentityOption(
+      program
+        .command('verify')
+        .description('check an archive (or stored backups) end to end: structure, count, checksums; never touches etcd')
+        .option('-i, --in <file>', 'read the archive from this file instead of standard input')
+        .option('--from <store>', 'check the newest backup in this directory or s3://bucket/path (download, decrypt, decompress, verify)')
+        .option('--backup <name>', 'with --from: check this backup')
+        .option('--before <time>', 'with --from: check the newest backup taken at or before this time')
+        .option('--all', 'with --from: check every complete backup; exit 0 only if all are intact')
+        .option('--json', 'print the summary as JSON'),
+    ),
+  ).action(async (opts: VerifyCommandOptions) => run(async (ctx) => (await import('./commands/verify')).runVerify(opts, ctx)));
+
+  addStoreOptions(
+    program
+      .command('list')
+      .description('list the complete backups in a store, newest last, from their manifests (never reads archives)')
+      .requiredOption('--from <store>', 'a directory or s3://bucket/path')
+      .option('--json', 'print the backups, incomplete archives and unreadable manifests as JSON'),
+  ).action(async (opts: StoreFlags & { from: string; json?: boolean }) => run(async (ctx) => (await import('./commands/list')).runList(opts.from, opts, ctx)));
+
+  addStoreOptions(
+    addKeepOptions(
+      program
+        .command('prune')
+        .description('delete the backups no keep rule keeps (restic\'s rules, in UTC; the newest is always kept) and incomplete archives older than a day')
+        .requiredOption('--from <store>', 'a directory or s3://bucket/path')
+        .option('--dry-run', 'say what would be kept and deleted, and delete nothing')
+        .option('--json', 'print the decisions as JSON'),
+    ),
+  ).action(async (opts: StoreFlags & KeepFlags & { from: string; dryRun?: boolean; json?: boolean }) =>
+    run(async (ctx) => (await import('./commands/prune')).runPrune(opts.from, opts, ctx)),
+  );
 
   return program;
 }
@@ -105,6 +149,8 @@ export async function main(argv: string[]): Promise<number> {
   const debug = isDebug();
   // grpc-js names IP endpoints as TLS servers (DEP0123); the warning helps no operator.
   if (!debug) process.noDeprecation = true;
+  // The AWS SDK warns on Node 20 about its releases after January 2027; ours pins one that supports it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let signal: AbortSignal | undefined;
   const run = async (fn: (ctx: RunContext) => Promise<void>) => {
     signal = abortOnSignals((name) => process.stderr.write(`\n${TOOL_NAME}: ${name} received, stopping safely (again to quit at once)\n`));

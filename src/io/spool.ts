@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, FileError } from '../errors';
+import { CancelledError, FileError, ShieldError } from '../errors';
 
 /**
  * Copies a stream to a private file in dir. Archives are read twice
@@ -12,6 +12,7 @@ export async function spool(input: Readable, name: string, dir: string, signal?:
   const path = join(dir, 'archive');
   await pipeline(input, createWriteStream(path, { mode: 0o600 }), { signal }).catch((err: Error) => {
     if (signal?.aborted) throw new CancelledError(`stopped while reading the archive from ${name}; nothing was written to etcd`);
+    if (err instanceof ShieldError) throw err; // a decoding stage's own verdict
     throw new FileError(`cannot copy ${name} to ${dir}: ${err.message}`, 'check free space in the temporary directory ($TMPDIR)');
   });
   return path;

@@ -2,17 +2,28 @@ import { createWriteStream } from 'node:fs';
 import { backup } from '../../api/backup';
 import type { BackupFormat } from '../../backup/types';
 import type { Config } from '../../config/config';
+import { UsageError } from '../../errors';
+import { parseRecipients, readRecipientsFile } from '../../pipeline/encryption';
 import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
 import { Progress } from '../progress';
+import { printReport } from '../stdout';
+import { type EncryptFlags, type StoreFlags, storeOptions } from '../store-flags';
 
-export interface BackupCommandOptions {
+export interface BackupCommandOptions extends StoreFlags, EncryptFlags {
   out?: string;
+  to?: string;
+  json?: boolean;
   format: BackupFormat;
   pageBytes?: number;
 }
 
 export async function runBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.to) return runStoreBackup(config, opts.to, opts, ctx);
+  if (opts.compress || opts.encryptTo.length || opts.encryptToFile.length) {
+    throw new UsageError('--compress, --encrypt-to and --encrypt-to-file apply to backups in a store', 'add --to DIR or --to s3://bucket/path (a plain archive on stdout can be piped through zstd or age)');
+  }
+  if (opts.json) throw new UsageError('--json applies to backups in a store (--to)', 'add --to DIR, or drop --json');
   const start = process.hrtime.bigint();
   // Through a file stream, writes go to the thread pool and a closed pipe is an EPIPE error, not a crash.
   const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
@@ -30,6 +41,36 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
     ctx.say(
       `backup done: ${summary.keys} keys, ${summary.leases} leases, ${humanBytes(summary.bytes)} (${summary.format} format) at revision ${summary.revision} in ${secondsSince(start)}${opts.out ? ` to ${opts.out}` : ''}`,
     );
+  } finally {
+    progress.stop();
+  }
+}
+
+async function runStoreBackup(config: Config, to: string, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.out) throw new UsageError('give either --out FILE or --to STORE, not both');
+  if (opts.format !== 'etcd-shield') throw new UsageError('a store holds etcd-shield archives only; --format legacy writes to --out or standard output');
+  const recipients = parseRecipients(opts.encryptTo, '--encrypt-to');
+  for (const file of opts.encryptToFile) recipients.push(...(await readRecipientsFile(file)));
+  const start = process.hrtime.bigint();
+  const progress = new Progress();
+  try {
+    const r = await (await import('../../api/backup-to-store')).backupToStore(config, to, {
+      ...storeOptions(opts),
+      compression: opts.compress ?? 'zstd',
+      recipients,
+      pageBytes: opts.pageBytes,
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+      onWarning: warnings(ctx),
+    });
+    progress.stop();
+    const m = r.manifest;
+    if (opts.json) printReport(JSON.stringify({ store: r.store, ...m }, null, 2));
+    const sealed = m.encryption.type === 'age' ? `, encrypted to ${m.encryption.recipients.length} age recipient${m.encryption.recipients.length === 1 ? '' : 's'}` : ', not encrypted';
+    ctx.say(
+      `backup done: ${m.keys} keys, ${m.leases} leases at revision ${m.revision}; ${humanBytes(m.archiveBytes)} stored as ${humanBytes(m.storedBytes)} (${m.compression}${sealed}) in ${secondsSince(start)}`,
+    );
+    ctx.say(`stored as ${r.name} in ${r.store}`);
   } finally {
     progress.stop();
   }

@@ -1,18 +1,27 @@
 import type { Config } from '../../config/config';
-import { FileError } from '../../errors';
+import { FileError, UsageError } from '../../errors';
+import { parseTime } from '../../catalogue/select';
+import { readIdentityFile } from '../../pipeline/encryption';
+import { type StoreFlags, storeOptions } from '../store-flags';
 import { restore, RestoreRunOptions, RestoreSummary } from '../../api/restore';
 import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
 import { Progress } from '../progress';
 import { printReport } from '../stdout';
 
-export interface RestoreCommandOptions {
+export interface RestoreCommandOptions extends StoreFlags {
   in?: string;
+  from?: string;
+  backup?: string;
+  before?: string;
+  identity: string[];
   dryRun?: boolean;
   limits: RestoreRunOptions['limits'];
 }
 
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.from) return runStoreRestore(config, opts.from, opts, ctx);
+  if (opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--backup and --before pick a backup in a store', 'add --from DIR or --from s3://bucket/path');
   if (!opts.in && process.stdin.isTTY) {
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
   }
@@ -20,6 +29,7 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   const progress = new Progress();
   try {
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
+      identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
       limits: opts.limits,
       inputName: 'standard input',
@@ -32,6 +42,36 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   } finally {
     progress.stop();
   }
+}
+
+async function runStoreRestore(config: Config, from: string, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.in) throw new UsageError('give either --in FILE or --from STORE, not both');
+  const start = process.hrtime.bigint();
+  const progress = new Progress();
+  try {
+    const summary = await (await import('../../api/restore-from-store')).restoreFromStore(config, from, {
+      ...storeOptions(opts),
+      name: opts.backup,
+      before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
+      identities: await readIdentities(opts.identity),
+      dryRun: opts.dryRun,
+      limits: opts.limits,
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+      onWarning: warnings(ctx),
+    });
+    progress.stop();
+    ctx.say(`backup ${summary.backup.name} from ${summary.store}`);
+    report(summary, config, opts, ctx, secondsSince(start));
+  } finally {
+    progress.stop();
+  }
+}
+
+export async function readIdentities(files: string[]): Promise<string[]> {
+  const all: string[] = [];
+  for (const f of files) all.push(...(await readIdentityFile(f)));
+  return all;
 }
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {

@@ -1,11 +1,28 @@
 import { verify } from '../../api/verify';
+import { parseTime } from '../../catalogue/select';
+import { ArchiveError, UsageError } from '../../errors';
 import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
+import { Progress } from '../progress';
 import { printReport } from '../stdout';
+import { type StoreFlags, storeOptions } from '../store-flags';
+import { readIdentities } from './restore';
+
+export interface VerifyCommandOptions extends StoreFlags {
+  in?: string;
+  from?: string;
+  backup?: string;
+  before?: string;
+  all?: boolean;
+  identity: string[];
+  json?: boolean;
+}
 
 /** Reads an archive end to end without etcd and prints what it holds. */
-export async function runVerify(opts: { in?: string; json?: boolean }, ctx: RunContext): Promise<void> {
-  const s = await verify(opts.in ? { file: opts.in } : process.stdin, { signal: ctx.signal, inputName: 'standard input' });
+export async function runVerify(opts: VerifyCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.from) return runStoreVerify(opts.from, opts, ctx);
+  if (opts.all || opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--all, --backup and --before pick backups in a store', 'add --from DIR or --from s3://bucket/path');
+  const s = await verify(opts.in ? { file: opts.in } : process.stdin, { signal: ctx.signal, inputName: 'standard input', identities: await readIdentities(opts.identity) });
   if (opts.json) {
     printReport(JSON.stringify(s, null, 2));
     return;
@@ -23,4 +40,52 @@ export async function runVerify(opts: { in?: string; json?: boolean }, ctx: RunC
     ['taken', s.createdAt ?? 'not recorded (legacy)'],
   ];
   printReport(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));
+}
+
+/** Checks stored backups end to end; the exit code is 0 only if every one is intact. */
+async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.in) throw new UsageError('give either --in FILE or --from STORE, not both');
+  if (opts.all && (opts.backup !== undefined || opts.before !== undefined)) throw new UsageError('--all checks every backup; drop --backup and --before');
+  const progress = new Progress();
+  let report;
+  try {
+    report = await (await import('../../api/verify-store')).verifyStore(from, {
+      ...storeOptions(opts),
+      all: opts.all,
+      name: opts.backup,
+      before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
+      identities: await readIdentities(opts.identity),
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+    });
+  } finally {
+    progress.stop();
+  }
+  const failed = report.checks.filter((c) => !c.ok).length + report.problems.length;
+  if (opts.json) {
+    printReport(
+      JSON.stringify(
+        {
+          store: report.store,
+          ok: report.ok,
+          backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint } : {}) })),
+          problems: report.problems,
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    const lines = report.checks.map((c) =>
+      c.ok
+        ? `ok       ${c.backup.name}  revision ${c.archive?.revision}, ${c.archive?.keys} keys, ${c.archive?.leases} leases, ${humanBytes(c.backup.archive.size)} stored`
+        : `FAILED   ${c.backup.name}  ${c.error?.message}`,
+    );
+    for (const p of report.problems) lines.push(`FAILED   ${p.key}  ${p.message}`);
+    printReport(lines.join('\n'));
+  }
+  if (failed) {
+    throw new ArchiveError(`${failed} of ${report.checks.length + report.problems.length} backups in ${report.store} failed verification`, 'do not rely on the failed backups; take a new backup and check the store');
+  }
+  ctx.say(`verify done: ${report.checks.length} backup${report.checks.length === 1 ? '' : 's'} in ${report.store} intact`);
 }

@@ -1,0 +1,43 @@
+import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
+import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
+import type { KeepRules } from '../catalogue/retention';
+import type { OperationOptions } from './options';
+import { type StoreOptions, type StoreRef, withStore } from './store-ref';
+
+export type { BackupEntry, Catalogue } from '../catalogue/catalogue';
+export type { Manifest } from '../catalogue/manifest';
+export type { KeepRules, RetentionDecision } from '../catalogue/retention';
+export type { PrunePlan } from '../catalogue/prune';
+
+/** The store's complete backups (oldest first), its incomplete archives, and unreadable manifests; reads manifests only. */
+export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> = {}): Promise<Catalogue & { store: string }> {
+  return withStore(from, opts, async (store) => ({ store: store.url, ...(await readCatalogue(store, opts.signal)) }));
+}
+
+export interface PruneOptions extends StoreOptions, Pick<OperationOptions, 'signal'> {
+  /** Decide and report, delete nothing. */
+  dryRun?: boolean;
+  /** "Now", for the age of incomplete archives (default: the current time). */
+  now?: Date;
+  /** Called after each object is deleted. */
+  onRemoved?: (key: string) => void;
+}
+
+export interface PruneReport extends PrunePlan {
+  store: string;
+  /** Objects deleted (0 on a dry run). */
+  removed: number;
+}
+
+/**
+ * Applies restic's keep rules to the store's complete backups, always
+ * keeping the newest, and removes incomplete archives older than a day.
+ * Unreadable manifests and what they describe are left alone.
+ */
+export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOptions = {}): Promise<PruneReport> {
+  return withStore(from, opts, async (store) => {
+    const plan = planPrune(await readCatalogue(store, opts.signal), rules, opts.now ?? new Date());
+    const removed = opts.dryRun ? 0 : await executePrune(store, plan, opts.signal, opts.onRemoved);
+    return { store: store.url, ...plan, removed };
+  });
+}

@@ -1,0 +1,41 @@
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { BackupEntry } from '../catalogue/catalogue';
+import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
+import { Digest } from '../pipeline/digest';
+import { openStored } from '../pipeline/stages';
+import type { ObjectStore } from '../store/types';
+
+/**
+ * Downloads a backup's archive, checks the stored bytes against the
+ * manifest (size and sha256) as they arrive, decrypts and decompresses
+ * them into a private file in dir, and returns its path. Anything short,
+ * altered or undecryptable throws before the caller reads a byte of it.
+ */
+export async function fetchArchive(store: ObjectStore, b: BackupEntry, identities: string[], dir: string, signal?: AbortSignal): Promise<string> {
+  const m = b.manifest;
+  const where = `${b.name} in ${store.url}`;
+  if (m.encryption.type === 'age' && identities.length === 0) {
+    throw new EncryptionError(`backup ${where} is encrypted with age`, 'give the identity file whose recipient it was encrypted to: --identity FILE');
+  }
+  const path = join(dir, 'archive');
+  const digest = new Digest();
+  try {
+    const raw = await store.read(b.archive.key, signal);
+    raw.once('error', (e) => digest.destroy(e));
+    const plain = await openStored(raw.pipe(digest), { identities, name: `backup ${where}`, form: { compression: m.compression, encrypted: m.encryption.type === 'age' } });
+    await pipeline(plain, createWriteStream(path, { mode: 0o600 }), { signal });
+  } catch (err) {
+    if (signal?.aborted) throw new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
+    if (err instanceof ShieldError) throw err;
+    throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
+  }
+  if (digest.bytes !== m.storedBytes) {
+    throw new ArchiveError(`the archive of backup ${where} is ${digest.bytes} bytes, but its manifest says ${m.storedBytes}: the download ended early or the object was changed`);
+  }
+  if (digest.sha256() !== m.storedSha256) {
+    throw new ArchiveError(`the archive of backup ${where} does not match the sha256 in its manifest: it was altered or damaged in the store`);
+  }
+  return path;
+}

@@ -1,0 +1,52 @@
+import { type BackupEntry, readCatalogue } from '../catalogue/catalogue';
+import { selectBackup, type Selector } from '../catalogue/select';
+import type { Config } from '../config/config';
+import { connect } from '../etcd/connect';
+import { withTempDir } from '../io/tempdir';
+import { restore as runRestore, type RestoreSummary } from '../restore/restore';
+import { fetchArchive } from './fetch-archive';
+import { phases } from './options';
+import type { RestoreRunOptions } from './restore';
+import { type StoreOptions, type StoreRef, withStore } from './store-ref';
+
+export interface StoreRestoreOptions extends Omit<RestoreRunOptions, 'inputName'>, StoreOptions, Selector {
+  /** age identities (AGE-SECRET-KEY-1...) for encrypted backups. */
+  identities?: string[];
+}
+
+export interface StoreRestoreSummary extends RestoreSummary {
+  backup: BackupEntry;
+  store: string;
+}
+
+/**
+ * Restores the newest complete backup of a store (or the one the selector
+ * picks): downloads and checks it against its manifest, verifies the whole
+ * archive, and only then writes to etcd, as every restore does.
+ */
+export async function restoreFromStore(config: Config, from: StoreRef, opts: StoreRestoreOptions = {}): Promise<StoreRestoreSummary> {
+  return withStore(from, opts, async (store) => {
+    const report = phases(opts.onProgress);
+    report.phase('catalogue');
+    const backup = selectBackup(await readCatalogue(store, opts.signal), opts, store.url);
+    return withTempDir(async (dir) => {
+      report.phase('download');
+      const path = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
+      const conn = connect(config, config.endpoints, { warn: opts.onWarning });
+      try {
+        const summary = await runRestore(conn, path, {
+          prefix: config.prefix,
+          overwrite: config.overwrite,
+          dryRun: opts.dryRun,
+          limits: opts.limits,
+          signal: opts.signal,
+          onPhase: report.phase,
+          onProgress: report.progress,
+        });
+        return { ...summary, backup, store: store.url };
+      } finally {
+        conn.close();
+      }
+    });
+  });
+}

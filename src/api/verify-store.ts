@@ -1,0 +1,76 @@
+import { verifyArchive } from '../archive/verify';
+import { type BackupEntry, type Catalogue, readCatalogue } from '../catalogue/catalogue';
+import type { Manifest } from '../catalogue/manifest';
+import { selectBackup, type Selector } from '../catalogue/select';
+import { ArchiveError, asShieldError, CancelledError, type ShieldError } from '../errors';
+import { withTempDir } from '../io/tempdir';
+import { fetchArchive } from './fetch-archive';
+import type { OperationOptions } from './options';
+import { type StoreOptions, type StoreRef, withStore } from './store-ref';
+import { summarize, type VerifySummary } from './verify';
+
+export interface StoreVerifyOptions extends Pick<OperationOptions, 'signal' | 'onProgress'>, StoreOptions, Selector {
+  /** Every complete backup, oldest first (else the newest, or the selected one). */
+  all?: boolean;
+  identities?: string[];
+}
+
+export interface BackupCheck {
+  backup: BackupEntry;
+  ok: boolean;
+  /** What the archive holds, when it could be read to the end. */
+  archive?: VerifySummary;
+  error?: ShieldError;
+}
+
+export interface StoreVerifyReport {
+  store: string;
+  checks: BackupCheck[];
+  /** Manifests that could not be read; they count as failures. */
+  problems: Catalogue['problems'];
+  ok: boolean;
+}
+
+/**
+ * Downloads, decrypts, decompresses and checks each chosen backup end to
+ * end, one at a time, and checks that the archive says what its manifest
+ * says. A damaged backup is reported and the others are still checked.
+ */
+export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {}): Promise<StoreVerifyReport> {
+  return withStore(from, opts, async (store) => {
+    const cat = await readCatalogue(store, opts.signal);
+    const chosen = opts.all ? cat.backups : [selectBackup(cat, opts, store.url)];
+    const checks: BackupCheck[] = [];
+    for (const [i, backup] of chosen.entries()) {
+      opts.onProgress?.({ phase: 'verify', done: i, total: chosen.length });
+      try {
+        const archive = await withTempDir(async (dir) => {
+          const path = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
+          return summarize(await verifyArchive(path, '', opts.signal));
+        });
+        agrees(backup.manifest, archive);
+        checks.push({ backup, ok: true, archive });
+      } catch (err) {
+        if (err instanceof CancelledError || opts.signal?.aborted) throw err;
+        checks.push({ backup, ok: false, error: asShieldError(err) });
+      }
+    }
+    opts.onProgress?.({ phase: 'verify', done: chosen.length, total: chosen.length });
+    const problems = opts.all ? cat.problems : [];
+    return { store: store.url, checks, problems, ok: checks.every((c) => c.ok) && problems.length === 0 };
+  });
+}
+
+/** The archive is intact; it must also be the one the manifest describes. */
+function agrees(m: Manifest, a: VerifySummary): void {
+  const pairs: [string, unknown, unknown][] = [
+    ['revision', m.revision, a.revision],
+    ['keys', m.keys, a.keys],
+    ['leases', m.leases, a.leases],
+    ['archive bytes', m.archiveBytes, a.bytes],
+    ['prefix', m.prefix, a.prefix],
+  ];
+  for (const [what, said, found] of pairs) {
+    if (said !== found) throw new ArchiveError(`backup ${m.name}: its manifest says ${what} ${String(said)}, its archive holds ${String(found)}`, 'the manifest and archive do not belong together; use another backup');
+  }
+}

@@ -1,0 +1,40 @@
+import { listBackups } from '../../api/catalogue';
+import { humanBytes } from '../../util/format';
+import type { RunContext } from '../context';
+import { printReport } from '../stdout';
+import { type StoreFlags, storeOptions } from '../store-flags';
+
+/** One line per complete backup, from manifests only; incomplete and unreadable ones are counted on stderr. */
+export async function runList(from: string, opts: StoreFlags & { json?: boolean }, ctx: RunContext): Promise<void> {
+  const cat = await listBackups(from, { ...storeOptions(opts), signal: ctx.signal });
+  if (opts.json) {
+    printReport(
+      JSON.stringify(
+        {
+          store: cat.store,
+          backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
+          incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
+          problems: cat.problems,
+        },
+        null,
+        2,
+      ),
+    );
+  } else if (cat.backups.length) {
+    const rows = cat.backups.map((b) => {
+      const m = b.manifest;
+      return [b.name, m.takenAt.replace(/\.\d+Z$/, 'Z'), m.revision, String(m.keys), humanBytes(m.storedBytes), m.compression, m.encryption.type === 'age' ? `age (${m.encryption.recipients.length})` : 'none', JSON.stringify(m.prefix)];
+    });
+    printReport(table(['NAME', 'TAKEN', 'REVISION', 'KEYS', 'STORED', 'COMPRESS', 'ENCRYPTION', 'PREFIX'], rows));
+  }
+  if (!opts.json) {
+    ctx.say(`${cat.backups.length} complete backup${cat.backups.length === 1 ? '' : 's'} in ${cat.store}`);
+    if (cat.incomplete.length) ctx.say(`note: ${cat.incomplete.length} incomplete archive(s) without a manifest (failed or running backups; prune removes them after a day)`);
+    for (const p of cat.problems) ctx.say(`warning: ${p.message}`);
+  }
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}

@@ -1,0 +1,331 @@
+// Backups in stores through the real CLI: real etcd, a real S3-compatible
+// server (s3rver) through the real AWS SDK, and the real age, zstd and gzip tools.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { describeRun, expectCode, runCli, startCli, type CliResult } from './cli';
+import { startEtcd, type EtcdCluster } from './harness';
+import { startS3rver, type S3rver } from './s3rver';
+
+const BUCKET = 'backups';
+const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
+
+let source: EtcdCluster;
+let target: EtcdCluster;
+let s3: S3rver;
+/** Servers killed by a test; their data lives on in the next one, and is removed with them at the end. */
+const retired: S3rver[] = [];
+let src: Etcd3;
+let dst: Etcd3;
+let tmp: string;
+let key: { file: string; recipient: string };
+let otherKey: { file: string; recipient: string };
+
+function ageKey(name: string): { file: string; recipient: string } {
+  const file = path.join(tmp, name);
+  execFileSync('age-keygen', ['-o', file], { stdio: 'ignore' });
+  return { file, recipient: execFileSync('age-keygen', ['-y', file], { encoding: 'utf8' }).trim() };
+}
+
+const s3Args = () => ['--s3-endpoint', s3.endpoint, '--s3-path-style'];
+
+function cli(args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<CliResult> {
+  return runCli(args, { env: { ...S3_ENV, ...env }, input, timeoutMs: 120_000 });
+}
+
+async function ok(args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<CliResult> {
+  const r = await cli(args, env, input);
+  expectCode(r, 0, args.slice(0, 3).join(' '));
+  return r;
+}
+
+type Content = { key: string; value: string; lease: string }[];
+
+async function content(c: Etcd3): Promise<Content> {
+  const r = await c.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]) });
+  return r.kvs.map((kv) => ({ key: kv.key.toString('hex'), value: kv.value.toString('hex'), lease: kv.lease }));
+}
+
+async function wipe(c: Etcd3): Promise<void> {
+  await c.kv.deleteRange({ key: Buffer.from([0]), range_end: Buffer.from([0]) });
+  for (const l of (await c.leaseClient.leaseLeases()).leases) await c.leaseClient.leaseRevoke({ ID: l.ID });
+}
+
+interface ListJson {
+  store: string;
+  backups: (Record<string, unknown> & { name: string; archive: string; storedSha256: string; revision: string; keys: number; leases: number })[];
+  incomplete: { key: string }[];
+}
+
+async function list(url: string): Promise<ListJson> {
+  const r = await ok(['list', '--from', url, '--json', ...s3Args()]);
+  return JSON.parse(r.stdout.toString()) as ListJson;
+}
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-shield-stores-'));
+  [source, target, s3] = await Promise.all([startEtcd(), startEtcd(), startS3rver({ bucket: BUCKET })]);
+  src = new Etcd3({ hosts: source.url });
+  dst = new Etcd3({ hosts: target.url });
+  key = ageKey('key.txt');
+  otherKey = ageKey('other.txt');
+  // Binary keys and values, text, a key with a lease, and enough to compress.
+  const lease = (await src.leaseClient.leaseGrant({ TTL: 600, ID: '0' })).ID;
+  await src.kv.put({ key: Buffer.from([0, 1, 0xff]), value: Buffer.from([0, 0xfe, 0x80]) });
+  await src.kv.put({ key: Buffer.from('/app/leased'), value: Buffer.from('alive'), lease });
+  for (let i = 0; i < 300; i++) await src.kv.put({ key: Buffer.from(`/registry/pods/ns/pod-${i}`), value: Buffer.from(JSON.stringify({ kind: 'Pod', i, spec: 'x'.repeat(200) })) });
+});
+
+after(async () => {
+  src?.close();
+  dst?.close();
+  await Promise.all([source?.stop(), target?.stop(), s3?.stop()]);
+  for (const old of retired) await old.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('S3 with zstd and age', () => {
+  const url = `s3://${BUCKET}/etcd/main`;
+  beforeEach(() => wipe(dst));
+
+  test('a round trip is exact key by key, leases included, and the manifest holds no key', async () => {
+    const b = await ok(['backup', '--endpoints', source.url, '--to', url, '--encrypt-to', key.recipient, ...s3Args()]);
+    assert.match(b.stderr, /stored as \S+-r\d+-[0-9a-f]{4} in s3:\/\/backups\/etcd\/main/);
+    assert.match(b.stderr, /zstd, encrypted to 1 age recipient/);
+    const listed = await list(url);
+    assert.equal(listed.backups.length, 1);
+    const m = listed.backups[0];
+    assert.equal(m.keys, 302);
+    assert.equal(m.leases, 1);
+    assert.equal(m.compression, 'zstd');
+    assert.deepEqual(m.encryption, { type: 'age', recipients: [key.recipient] });
+    const manifestText = JSON.stringify(m);
+    for (const k of ['registry', 'leased', 'pod-']) assert.ok(!manifestText.includes(k), `manifest mentions ${k}`);
+
+    const r = await ok(['restore', '--endpoints', target.url, '--from', url, '--identity', key.file, ...s3Args()]);
+    assert.match(r.stderr, new RegExp(`backup ${m.name} from s3://backups/etcd/main`));
+    assert.deepEqual(await content(dst), await content(src));
+    const leases = (await dst.leaseClient.leaseLeases()).leases.map((l) => l.ID);
+    assert.deepEqual(leases, (await src.leaseClient.leaseLeases()).leases.map((l) => l.ID));
+  });
+
+  test('what we store, age and zstd read; what age and zstd write, we restore', async () => {
+    const { backups } = await list(url);
+    const m = backups[backups.length - 1];
+    const object = path.join(s3.dir, BUCKET, 'etcd', 'main', `${m.archive}._S3rver_object`);
+    const stored = fs.readFileSync(object);
+    assert.equal(createHash('sha256').update(stored).digest('hex'), m.storedSha256);
+    const plain = execFileSync('sh', ['-c', `age -d -i '${key.file}' '${object}' | zstd -d -c`]);
+    const v = await ok(['verify', '--json'], {}, plain);
+    assert.equal((JSON.parse(v.stdout.toString()) as { revision: string }).revision, m.revision);
+
+    // The other way: a plain archive from stdout, through the real tools.
+    const archive = (await ok(['backup', '--endpoints', source.url])).stdout;
+    const sealed = path.join(tmp, 'sealed.zst.age');
+    execFileSync('sh', ['-c', `zstd -q -c | age -r ${key.recipient} > '${sealed}'`], { input: archive });
+    await ok(['verify', '--in', sealed, '--identity', key.file]);
+    await ok(['restore', '--endpoints', target.url, '--in', sealed, '--identity', key.file]);
+    assert.deepEqual(await content(dst), await content(src));
+    const gz = path.join(tmp, 'archive.gz');
+    execFileSync('sh', ['-c', `gzip -c > '${gz}'`], { input: archive });
+    const vg = await ok(['verify', '--in', gz, '--json']);
+    assert.equal((JSON.parse(vg.stdout.toString()) as { keys: number }).keys, 302);
+  });
+
+  test('a wrong or missing identity is refused before anything is written, and no secret is printed', async () => {
+    await dst.kv.put({ key: Buffer.from('/untouched'), value: Buffer.from('1') });
+    const before = await content(dst);
+    const wrong = await cli(['restore', '--endpoints', target.url, '--from', url, '--identity', otherKey.file, '--debug', ...s3Args()]);
+    expectCode(wrong, 4, 'restore with the wrong identity');
+    assert.match(wrong.stderr, /identit/i);
+    assert.ok(!/AGE-SECRET-KEY/i.test(wrong.stderr + wrong.stdout.toString()), 'an identity was printed');
+    const none = await cli(['restore', '--endpoints', target.url, '--from', url, ...s3Args()]);
+    expectCode(none, 4, 'restore without an identity');
+    assert.match(none.stderr, /encrypted with age[\s\S]*--identity FILE/);
+    const missing = await cli(['restore', '--endpoints', target.url, '--from', url, '--identity', path.join(tmp, 'nope.txt'), ...s3Args()]);
+    expectCode(missing, 4, 'restore with a missing identity file');
+    assert.match(missing.stderr, /nope\.txt/);
+    assert.deepEqual(await content(dst), before);
+  });
+
+  test('wrong credentials and a missing bucket: exit 4 and what to do', async () => {
+    const denied = await cli(['list', '--from', url, ...s3Args()], { AWS_ACCESS_KEY_ID: 'NOT-A-KEY', AWS_SECRET_ACCESS_KEY: 'sekrit-value-42' });
+    expectCode(denied, 4, 'list with a wrong access key id');
+    assert.match(denied.stderr, /credential|access/i);
+    assert.ok(!denied.stderr.includes('sekrit-value-42'));
+    const backup = await cli(['backup', '--endpoints', source.url, '--to', url, ...s3Args()], { AWS_ACCESS_KEY_ID: 'NOT-A-KEY' });
+    expectCode(backup, 4, 'backup with a wrong access key id');
+    const nobucket = await cli(['backup', '--endpoints', source.url, '--to', 's3://no-such-bucket/x', ...s3Args()]);
+    expectCode(nobucket, 4, 'backup to a missing bucket');
+    assert.match(nobucket.stderr, /no-such-bucket/);
+    assert.doesNotMatch(nobucket.stderr, /\n\s+at /, 'a stack trace without --debug');
+  });
+
+  test('the server killed mid-upload: the backup fails, nothing is listed, and the next run works', async () => {
+    const url2 = `s3://${BUCKET}/etcd/big`;
+    // About 30 MB that does not compress: several multipart parts.
+    const { randomBytes } = await import('node:crypto');
+    for (let i = 0; i < 30; i++) await src.kv.put({ key: Buffer.from(`/big/${String(i).padStart(3, '0')}`), value: randomBytes(1024 * 1024) });
+    try {
+      const run = startCli(['backup', '--endpoints', source.url, '--prefix', '/big/', '--to', url2, '--compress', 'none', ...s3Args()], { env: S3_ENV });
+      // Freeze the server as soon as it has stored a first part, then kill it.
+      const deadline = Date.now() + 60_000;
+      while (!partStored(s3.dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(partStored(s3.dir), `no upload part reached the server; backup said: ${run.stderr()}`);
+      s3.proc.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 200));
+      await s3.kill();
+      const r = await run.exit;
+      assert.equal(r.code, 4, `the backup must fail when the server dies: ${describeRun(r)}`);
+      assert.match(r.stderr, /s3:\/\/backups\/etcd\/big|127\.0\.0\.1/);
+      retired.push(s3);
+      s3 = await startS3rver({ bucket: BUCKET, dir: s3.dir });
+      const after = await list(url2);
+      assert.deepEqual(after.backups, [], 'a killed upload must not be listed as a backup');
+      await ok(['backup', '--endpoints', source.url, '--prefix', '/big/', '--to', url2, '--compress', 'none', ...s3Args()]);
+      assert.equal((await list(url2)).backups.length, 1);
+    } finally {
+      await src.kv.deleteRange({ key: Buffer.from('/big/'), range_end: Buffer.from('/big0') });
+    }
+  });
+});
+
+/** s3rver keeps the parts of an unfinished multipart upload under ._S3rver_uploads/. */
+function partStored(dir: string): boolean {
+  const walk = (d: string): boolean => fs.readdirSync(d, { withFileTypes: true }).some((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile()));
+  try {
+    return walk(path.join(dir, BUCKET, '._S3rver_uploads'));
+  } catch {
+    return false;
+  }
+}
+
+describe('a directory store', () => {
+  beforeEach(() => wipe(dst));
+
+  test('gzip objects read with gzip -d; a corrupted object is refused by verify and restore, and etcd is unchanged', async () => {
+    const store = path.join(tmp, 'dir-gzip');
+    await ok(['backup', '--endpoints', source.url, '--to', store, '--compress', 'gzip']);
+    await ok(['backup', '--endpoints', source.url, '--to', `file://${store}`, '--compress', 'gzip']);
+    const { backups } = await list(store);
+    assert.equal(backups.length, 2);
+    const object = path.join(store, backups[1].archive);
+    assert.match(backups[1].archive, /\.archive\.gz$/);
+    const plain = execFileSync('gzip', ['-d', '-c', object]);
+    await ok(['verify', '--json'], {}, plain);
+    await ok(['verify', '--from', store, '--all']);
+
+    const bytes = fs.readFileSync(object);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+    fs.writeFileSync(object, bytes);
+    await dst.kv.put({ key: Buffer.from('/keep'), value: Buffer.from('me') });
+    const before = await content(dst);
+    const v = await cli(['verify', '--from', store, '--all']);
+    expectCode(v, 4, 'verify --all with a corrupted backup');
+    assert.match(v.stdout.toString(), new RegExp(`ok\\s+${backups[0].name}`));
+    assert.match(v.stdout.toString(), new RegExp(`FAILED\\s+${backups[1].name}`));
+    const r = await cli(['restore', '--endpoints', target.url, '--from', store, '--overwrite']);
+    expectCode(r, 4, 'restore of a corrupted backup');
+    assert.match(r.stderr, new RegExp(backups[1].name));
+    assert.deepEqual(await content(dst), before, 'a refused restore changed etcd');
+    // The older, intact backup is still there to take.
+    await ok(['restore', '--endpoints', target.url, '--from', store, '--backup', backups[0].name, '--overwrite']);
+    assert.deepEqual(await content(dst), await content(src));
+  });
+
+  test('a truncated object is refused', async () => {
+    const store = path.join(tmp, 'dir-trunc');
+    await ok(['backup', '--endpoints', source.url, '--to', store]);
+    const [m] = (await list(store)).backups;
+    const object = path.join(store, m.archive);
+    fs.truncateSync(object, fs.statSync(object).size - 10);
+    const r = await cli(['restore', '--endpoints', target.url, '--from', store]);
+    expectCode(r, 4, 'restore of a truncated backup');
+    assert.deepEqual(await content(dst), []);
+  });
+
+  test('two backups into one store at once both land, under different names', async () => {
+    const store = path.join(tmp, 'dir-two');
+    const [a, b] = await Promise.all([
+      cli(['backup', '--endpoints', source.url, '--to', store]),
+      cli(['backup', '--endpoints', source.url, '--to', store]),
+    ]);
+    expectCode(a, 0, 'first of two');
+    expectCode(b, 0, 'second of two');
+    const { backups, incomplete } = await list(store);
+    assert.equal(backups.length, 2);
+    assert.notEqual(backups[0].name, backups[1].name);
+    assert.deepEqual(incomplete, []);
+    await ok(['verify', '--from', store, '--all']);
+  });
+
+  test('prune keeps by restic rules, says why, never the newest, and clears old incomplete archives', async () => {
+    const store = path.join(tmp, 'dir-prune');
+    await ok(['backup', '--endpoints', source.url, '--to', store]);
+    const [real] = (await list(store)).backups;
+    // The same backup, copied under 60 earlier times, every 9 hours.
+    const start = Date.parse('2026-10-01T00:00:00Z');
+    for (let i = 0; i < 60; i++) {
+      const at = new Date(start + i * 9 * 3600_000);
+      const name = `${at.toISOString().slice(0, 19).replace(/:/g, '-')}Z-r${real.revision}-${(0x1000 + i).toString(16)}`;
+      const archive = real.archive.replace(real.name, name);
+      fs.copyFileSync(path.join(store, real.archive), path.join(store, archive));
+      fs.writeFileSync(path.join(store, `${name}.manifest.json`), JSON.stringify({ ...real, name, archive, takenAt: at.toISOString() }));
+    }
+    const stale = path.join(store, '2026-09-01T00-00-00Z-r1-dead.archive.zst');
+    fs.writeFileSync(stale, 'partial');
+    fs.utimesSync(stale, new Date('2026-09-01Z'), new Date('2026-09-01Z'));
+    const fresh = path.join(store, `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}Z-r1-beef.archive.zst`);
+    fs.writeFileSync(fresh, 'still writing');
+    assert.equal((await list(store)).backups.length, 61);
+
+    const dry = await ok(['prune', '--from', store, '--keep-last', '2', '--keep-daily', '3', '--keep-weekly', '2', '--dry-run', '--json']);
+    const plan = JSON.parse(dry.stdout.toString()) as { backups: { name: string; keep: boolean; reasons: string[] }[]; incompleteRemoved: string[] };
+    assert.equal((await list(store)).backups.length, 61, 'a dry run deleted something');
+    const kept = plan.backups.filter((b) => b.keep);
+    assert.equal(plan.backups[0].name, real.name);
+    assert.deepEqual(plan.backups[0].reasons.slice(0, 1), ['last 1/2']);
+    assert.ok(kept.length >= 3 && kept.length <= 7, `kept ${kept.length}`);
+    assert.deepEqual(plan.incompleteRemoved, [path.basename(stale)]);
+
+    const human = await ok(['prune', '--from', store, '--keep-last', '2', '--keep-daily', '3', '--keep-weekly', '2']);
+    assert.match(human.stdout.toString(), /^keep\s+\S+\s+\(last 1\/2/m);
+    assert.match(human.stdout.toString(), /^delete\s+\S+\s+\(no rule keeps it\)/m);
+    const after = await list(store);
+    assert.deepEqual(after.backups.map((b) => b.name).sort(), kept.map((b) => b.name).sort());
+    assert.ok(!fs.existsSync(stale), 'an incomplete archive a month old was kept');
+    assert.ok(fs.existsSync(fresh), 'a backup still being written was removed');
+    assert.equal(fs.readdirSync(store).filter((f) => f.endsWith('.json')).length, kept.length);
+    await ok(['restore', '--endpoints', target.url, '--from', store]);
+    assert.deepEqual(await content(dst), await content(src));
+  });
+
+  test('restore --before picks the newest backup at or before a time; bad selectors say what exists', async () => {
+    const store = path.join(tmp, 'dir-before');
+    await ok(['backup', '--endpoints', source.url, '--to', store]);
+    await src.kv.put({ key: Buffer.from('/later'), value: Buffer.from('x') });
+    await new Promise((r) => setTimeout(r, 1100));
+    const cut = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 1100));
+    await ok(['backup', '--endpoints', source.url, '--to', store]);
+    await src.kv.deleteRange({ key: Buffer.from('/later') });
+    await ok(['restore', '--endpoints', target.url, '--from', store, '--before', cut]);
+    assert.ok(!(await content(dst)).some((e) => e.key === Buffer.from('/later').toString('hex')));
+    const none = await cli(['restore', '--endpoints', target.url, '--from', store, '--before', '2000-01-01']);
+    expectCode(none, 4, 'restore --before a time with no backup');
+    assert.match(none.stderr, /no backup taken at or before 2000-01-01T00:00:00.000Z; the oldest is/);
+    fs.mkdirSync(path.join(tmp, 'empty-store'));
+    const empty = await cli(['restore', '--endpoints', target.url, '--from', path.join(tmp, 'empty-store')]);
+    expectCode(empty, 4, 'restore from a store with nothing');
+    assert.match(empty.stderr, /empty-store holds no complete backup/);
+    const missing = await cli(['list', '--from', path.join(tmp, 'no-store')]);
+    expectCode(missing, 4, 'list of a directory that does not exist');
+    assert.match(missing.stderr, /no-store does not exist/);
+    assert.doesNotMatch(empty.stderr, /\n\s+at /);
+  });
+});
