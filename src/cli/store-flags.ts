@@ -12,8 +12,8 @@ export interface StoreFlags {
 
 export interface EncryptFlags {
   compress?: Compression;
-  encryptTo: string[];
-  encryptToFile: string[];
+  encryptTo?: string[];
+  encryptToFile?: string[];
 }
 
 export interface KeepFlags {
@@ -43,13 +43,13 @@ export function storeOptions(f: StoreFlags): StoreOptions {
 export function addEncryptOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--compress <kind>', 'compression of the stored archive (default zstd)').choices(COMPRESSIONS as string[]))
-    .addOption(new Option('--encrypt-to <recipient>', 'encrypt with age to this X25519 recipient (age1...); repeat for several').argParser(collect).default([]))
-    .addOption(new Option('--encrypt-to-file <file>', 'encrypt with age to every recipient in this file (one per line, as age -R reads)').argParser(collect).default([]));
+    .addOption(new Option('--encrypt-to <recipient>', 'encrypt with age to this X25519 recipient (age1...); repeat for several').argParser(collect))
+    .addOption(new Option('--encrypt-to-file <file>', 'encrypt with age to every recipient in this file (one per line, as age -R reads)').argParser(collect));
 }
 
 export function addIdentityOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option('--identity <file>', 'age identity file (as age-keygen writes) that decrypts an encrypted backup; repeat for several').argParser(collect).default([]),
+    new Option('--identity <file>', 'age identity file (as age-keygen writes) that decrypts an encrypted backup; repeat for several').argParser(collect),
   );
 }
 

@@ -1,5 +1,5 @@
 import { DirectoryStore } from './directory';
-import { S3Store, type S3StoreOptions } from './s3';
+import type { S3StoreOptions } from './s3';
 import type { ObjectStore } from './types';
 import { parseStoreUrl } from './url';
 
@@ -10,5 +10,7 @@ export type S3Settings = Pick<S3StoreOptions, 'endpoint' | 'forcePathStyle' | 'c
 export function openStore(url: string, opts: { cwd: string; s3?: S3Settings }): ObjectStore {
   const where = parseStoreUrl(url, opts.cwd);
   if (where.kind === 'dir') return new DirectoryStore(where.path);
+  // Loaded only for S3: the AWS SDK costs a directory store a tenth of a second of start-up.
+  const { S3Store } = require('./s3') as typeof import('./s3');
   return new S3Store({ ...opts.s3, bucket: where.bucket, prefix: where.prefix });
 }

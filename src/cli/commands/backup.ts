@@ -20,7 +20,7 @@ export interface BackupCommandOptions extends StoreFlags, EncryptFlags {
 
 export async function runBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.to) return runStoreBackup(config, opts.to, opts, ctx);
-  if (opts.compress || opts.encryptTo.length || opts.encryptToFile.length) {
+  if (opts.compress || opts.encryptTo?.length || opts.encryptToFile?.length) {
     throw new UsageError('--compress, --encrypt-to and --encrypt-to-file apply to backups in a store', 'add --to DIR or --to s3://bucket/path (a plain archive on stdout can be piped through zstd or age)');
   }
   if (opts.json) throw new UsageError('--json applies to backups in a store (--to)', 'add --to DIR, or drop --json');
@@ -49,8 +49,8 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
 async function runStoreBackup(config: Config, to: string, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.out) throw new UsageError('give either --out FILE or --to STORE, not both');
   if (opts.format !== 'etcd-shield') throw new UsageError('a store holds etcd-shield archives only; --format legacy writes to --out or standard output');
-  const recipients = parseRecipients(opts.encryptTo, '--encrypt-to');
-  for (const file of opts.encryptToFile) recipients.push(...(await readRecipientsFile(file)));
+  const recipients = parseRecipients(opts.encryptTo ?? [], '--encrypt-to');
+  for (const file of opts.encryptToFile ?? []) recipients.push(...(await readRecipientsFile(file)));
   const start = process.hrtime.bigint();
   const progress = new Progress();
   try {

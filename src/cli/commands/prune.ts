@@ -29,8 +29,9 @@ export async function runPrune(from: string, opts: StoreFlags & KeepFlags & { dr
     );
   } else {
     const verb = opts.dryRun ? 'would delete' : 'delete';
-    const lines = r.decisions.map((d) => (d.keep ? `keep     ${d.backup.name}  (${d.reasons.join(', ')})` : `${verb.padEnd(8)} ${d.backup.name}  (no rule keeps it)`));
-    for (const o of r.staleIncomplete) lines.push(`${verb.padEnd(8)} ${o.key}  (incomplete: no manifest, last written ${o.modified.toISOString()})`);
+    const col = (word: string) => word.padEnd(verb.length + 1);
+    const lines = r.decisions.map((d) => (d.keep ? `${col('keep')}${d.backup.name}  (${d.reasons.join(', ')})` : `${col(verb)}${d.backup.name}  (no rule keeps it)`));
+    for (const o of r.staleIncomplete) lines.push(`${col(verb)}${o.key}  (incomplete: no manifest, last written ${o.modified.toISOString()})`);
     if (lines.length) printReport(lines.join('\n'));
   }
   const kept = r.decisions.length - dropped.length;

@@ -14,7 +14,7 @@ export interface RestoreCommandOptions extends StoreFlags {
   from?: string;
   backup?: string;
   before?: string;
-  identity: string[];
+  identity?: string[];
   dryRun?: boolean;
   limits: RestoreRunOptions['limits'];
 }
@@ -29,7 +29,7 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   const progress = new Progress();
   try {
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
-      identities: await readIdentities(opts.identity),
+      identities: await readIdentities(opts.identity ?? []),
       dryRun: opts.dryRun,
       limits: opts.limits,
       inputName: 'standard input',
@@ -53,7 +53,7 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
       ...storeOptions(opts),
       name: opts.backup,
       before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
-      identities: await readIdentities(opts.identity),
+      identities: await readIdentities(opts.identity ?? []),
       dryRun: opts.dryRun,
       limits: opts.limits,
       signal: ctx.signal,
