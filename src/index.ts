@@ -21,3 +21,4 @@ export type { BackupEntry, Catalogue, Manifest, KeepRules, RetentionDecision, Pr
 export type { StoreRef, StoreOptions } from './api/store-ref';
 export type { ObjectStore, StoredObject } from './store/types';
 export type { Compression } from './pipeline/types';
+export { readIdentityFile, readRecipientsFile, parseRecipients } from './pipeline/encryption';

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import * as lib from 'etcd-shield';
@@ -144,4 +144,48 @@ test('an aborted signal stops a restore before it writes, with a CancelledError'
   const before = await dump(target.url, '/app/');
   await assert.rejects(lib.restore(config, { file: join(dir, 'app.archive') }, { signal: controller.signal }), lib.CancelledError);
   assert.deepEqual(await dump(target.url, '/app/'), before);
+});
+
+test('stores through the library: back up encrypted into a directory, list, verify, prune and restore, printing nothing', async () => {
+  const store = join(dir, 'store');
+  const keyFile = join(dir, 'age-key.txt');
+  execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
+  const recipient = execFileSync('age-keygen', ['-y', keyFile], { encoding: 'utf8' }).trim();
+  const { stdout, stderr, result } = await runScript(`
+    const lib = require('etcd-shield');
+    (async () => {
+      const { config } = lib.resolveConfig({ url: ${JSON.stringify(source.url)}, prefix: '/app/' });
+      const phases = new Set();
+      const first = await lib.backupToStore(config, ${JSON.stringify(store)}, { compression: 'gzip', recipients: [${JSON.stringify(recipient)}], onProgress: (e) => phases.add(e.phase) });
+      const second = await lib.backupToStore(config, ${JSON.stringify(store)}, { recipients: [${JSON.stringify(recipient)}] });
+      const listed = await lib.listBackups(${JSON.stringify(store)});
+      const identities = await lib.readIdentityFile(${JSON.stringify(keyFile)});
+      const verified = await lib.verifyStore(${JSON.stringify(store)}, { all: true, identities });
+      const noKey = await lib.verifyStore(${JSON.stringify(store)});
+      const refused = noKey.ok ? 'nothing' : noKey.checks[0].error.constructor.name;
+      const pruned = await lib.pruneStore(${JSON.stringify(store)}, { last: 1 });
+      const { config: target } = lib.resolveConfig({ url: ${JSON.stringify(target.url)}, prefix: '/app/', overwrite: true });
+      const restored = await lib.restoreFromStore(target, ${JSON.stringify(store)}, { identities });
+      (${REPORT})({
+        names: [first.name, second.name], compression: [first.manifest.compression, second.manifest.compression],
+        listed: listed.backups.map((b) => b.name), verified: verified.ok, checks: verified.checks.length, refused,
+        kept: pruned.decisions.filter((d) => d.keep).map((d) => d.backup.name), removed: pruned.removed,
+        restoredFrom: restored.backup.name, written: restored.written, phases: [...phases],
+      });
+    })();
+  `);
+  assert.equal(stdout, '', 'the library wrote to stdout');
+  assert.equal(stderr, '', 'the library wrote to stderr');
+  const r = result as { names: string[]; compression: string[]; listed: string[]; verified: boolean; checks: number; refused: string; kept: string[]; removed: number; restoredFrom: string; written: number; phases: string[] };
+  assert.deepEqual(r.compression, ['gzip', 'zstd']);
+  assert.deepEqual(r.listed, r.names);
+  assert.equal(r.verified, true);
+  assert.equal(r.checks, 2);
+  assert.equal(r.refused, 'EncryptionError', 'verifying an encrypted backup without an identity must fail');
+  assert.deepEqual(r.kept, [r.names[1]]);
+  assert.equal(r.removed, 2, 'prune removes a manifest and its archive');
+  assert.equal(r.restoredFrom, r.names[1]);
+  assert.equal(r.written, 301);
+  assert.deepEqual(r.phases, ['backup', 'upload']);
+  assert.deepEqual(await dump(target.url, '/app/'), await dump(source.url, '/app/'));
 });

@@ -153,6 +153,16 @@ describe('S3 with zstd and age', () => {
     assert.deepEqual(await content(dst), before);
   });
 
+  test('two backups into one bucket path at once both land, under different names', async () => {
+    const url3 = `s3://${BUCKET}/etcd/twice`;
+    const runs = await Promise.all([0, 1].map(() => cli(['backup', '--endpoints', source.url, '--to', url3, '--encrypt-to', key.recipient, ...s3Args()])));
+    runs.forEach((r, i) => expectCode(r, 0, `backup ${i + 1} of 2`));
+    const { backups, incomplete } = await list(url3);
+    assert.equal(new Set(backups.map((b) => b.name)).size, 2);
+    assert.deepEqual(incomplete, []);
+    await ok(['verify', '--from', url3, '--all', '--identity', key.file, ...s3Args()]);
+  });
+
   test('wrong credentials and a missing bucket: exit 4 and what to do', async () => {
     const denied = await cli(['list', '--from', url, ...s3Args()], { AWS_ACCESS_KEY_ID: 'NOT-A-KEY', AWS_SECRET_ACCESS_KEY: 'sekrit-value-42' });
     expectCode(denied, 4, 'list with a wrong access key id');
