@@ -6,6 +6,7 @@
 //   npm run bench -- --sizes 10000,100000,1000000   the chart's three sizes
 //   npm run bench -- --profile                      also --cpu-prof backup and restore
 //   npm run bench -- --layouts k8s,uuid             only these key layouts (bench/data.ts)
+//   npm run bench -- --only backup,restore,s3,compress   the store cases (issue 13) and what they are compared with
 //
 // Every tool runs as its own child process, one at a time (the machine may
 // have only 2 cores): wall time from spawn to exit, peak RSS of that process.
@@ -15,12 +16,28 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { ETCD_BIN, ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/harness';
+import { startS3rver, type S3rver } from '../test/s3rver';
 import { renderChart, type SizePoint, type ToolPoint } from './chart';
 import { Dataset, LAYOUT_ETCD_ARGS, LAYOUTS, parseLayout, type DatasetSpec, type Layout } from './data';
 import { client, load } from './loader';
-import { HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
+import { cpuSeconds, HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
 import { formatSummary, summarise, type ProfileSummary } from './profile';
 import { formatStartup, startupBench } from './startup';
+import {
+  ageKey,
+  COMPRESSION_CHOICES,
+  COMPRESSION_HEAD,
+  compressionCells,
+  compressionFailures,
+  emptyDir,
+  firstLines,
+  manifestOf,
+  S3_BUCKET,
+  s3Env,
+  storedName,
+  type AgeKey,
+  type CompressionResult,
+} from './stores';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -41,8 +58,11 @@ const T = {
   read: 'etcd3 paged read',
   loader: 'bare loader',
   verify: 'etcd-shield verify',
+  s3backup: 'etcd-shield backup --to s3 (zstd+age)',
+  s3restore: 'etcd-shield restore --from s3',
 } as const;
 type Tool = (typeof T)[keyof typeof T];
+const TOOL_WIDTH = Math.max(...Object.values(T).map((t) => t.length));
 
 // ---------------------------------------------------------------------------
 // Options
@@ -63,7 +83,10 @@ interface Options {
   save: boolean;
   /** Recompute targets, tables and chart from latest.json and sizes.json without measuring. */
   rerender: boolean;
-  /** Tools to run (keys of T); backup always runs when restore does, since restore needs its archive. */
+  /**
+   * Tools to run (keys of T, and `s3` for both S3 tools, `compress`, `startup`); backup always runs
+   * when restore does, since restore needs its archive, and s3backup when s3restore does.
+   */
   only?: Set<string>;
   profileKeys: number;
 }
@@ -85,7 +108,9 @@ function usage(): never {
   --keep            keep the archive and other big files in bench/results/tmp/
   --shield PATH     benchmark another etcd-shield executable (e.g. a patched copy's bin/etcd-shield)
   --no-save         print only; leave bench/results/ as it is
-  --only LIST       run only these of backup,snapshot,get,read,verify,restore,loader,pv
+  --only LIST       run only these of backup,snapshot,get,read,verify,restore,loader,pv,startup,
+                    s3backup,s3restore (s3: both; into and from a local s3rver, zstd + age),
+                    compress (the compression report: each --compress choice once, into a directory)
   --rerender        rebuild latest.md and chart.svg from latest.json and sizes.json (no measuring)
 `);
   process.exit(0);
@@ -326,6 +351,10 @@ interface SizeResult {
   profiles?: ProfileSummary[];
   /** Why the backup | pv run failed, if it did. */
   pvFailure?: string;
+  /** Why an S3 step (s3rver, backup --to s3, restore --from s3 and its check) failed; the later S3 steps were then skipped. */
+  s3Failure?: string;
+  /** The compression report: one backup into a directory store per --compress choice. */
+  compression?: CompressionResult[];
   /** 1-minute load average before and after: other work on the machine skews the numbers. */
   load: [number, number];
 }
@@ -353,18 +382,27 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
     list.push({ wallMs: m.wallMs, rss: m.rss, outBytes: m.outBytes, cpuS: m.cpuS, serverCpuS: m.serverCpuS });
     samples.set(tool, list);
     log(
-      `    ${tool.padEnd(24)} ${(m.wallMs / 1000).toFixed(2).padStart(7)} s  ${(m.rss / MB).toFixed(0).padStart(6)} MB peak RSS` +
+      `    ${tool.padEnd(TOOL_WIDTH)} ${(m.wallMs / 1000).toFixed(2).padStart(7)} s  ${(m.rss / MB).toFixed(0).padStart(6)} MB peak RSS` +
         `  cpu ${m.cpuS.toFixed(2)} s, etcd cpu ${m.serverCpuS.toFixed(2)} s`,
     );
   };
 
   // etcdctl get -w json holds the whole response and its JSON (~9× the data at 100k keys).
   const getNeeds = dataBytes * 12;
-  const want = (k: keyof typeof T) => !o.only || o.only.has(k) || (k === 'backup' && o.only.has('restore'));
+  const want = (k: keyof typeof T | 'compress') =>
+    !o.only ||
+    o.only.has(k) ||
+    (k === 'backup' && o.only.has('restore')) ||
+    ((k === 's3backup' || k === 's3restore') && o.only.has('s3')) ||
+    (k === 's3backup' && o.only.has('s3restore'));
   const runGet = want('get') && keys <= o.getMaxKeys && getNeeds < memAvailable() * 0.6;
   if (want('get') && !runGet) skipped.push(`${T.get}: skipped (needs ~${(getNeeds / 1024 ** 3).toFixed(1)} GiB; --get-max-keys ${o.getMaxKeys})`);
   const runPv = o.pv && want('pv') && have('pv');
   if (o.pv && want('pv') && !runPv) skipped.push(`${T.pv}: skipped (pv is not installed)`);
+  const hasAge = have('age-keygen');
+  const runS3 = want('s3backup') && hasAge;
+  if (want('s3backup') && !hasAge) skipped.push(`${T.s3backup}, ${T.s3restore}: skipped (age-keygen is not installed)`);
+  const runCompress = want('compress');
 
   const loadBefore = loadAvg();
   log(`\n== ${layout} layout: ${keys.toLocaleString('en')} keys, ${(dataBytes / MB).toFixed(1)} MB of keys + values, ${runs} run(s)`);
@@ -373,9 +411,54 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
   let seedS = 0;
   let profiles: ProfileSummary[] | undefined;
   let pvFailure: string | undefined;
+  let compression: CompressionResult[] | undefined;
+  // One age key pair per section, for the S3 tool and the compression report's zstd+age row.
+  let key: AgeKey | undefined;
+  let noKey = hasAge ? undefined : 'age-keygen is not installed';
+  if (hasAge && (runS3 || runCompress)) {
+    try {
+      key = ageKey(path.join(TMP, 'age-key.txt'));
+    } catch (err) {
+      noKey = `age-keygen failed: ${firstLines(err)}`;
+    }
+  }
+  // S3 (issue 13): a real s3rver for this section. Like pv's, an S3 failure is a finding reported with the
+  // other numbers; the S3 steps after it are skipped (a restore needs the backup, and each would fail alike).
+  let s3: S3rver | undefined;
+  let s3Failure: string | undefined;
+  const s3Store = `s3://${S3_BUCKET}/${layout}-${keys}`;
+  const s3Flags = () => ['--s3-endpoint', s3!.endpoint, '--s3-path-style'];
+  const s3Step = async (what: string, step: () => Promise<void>) => {
+    if (s3Failure) return;
+    try {
+      await step();
+    } catch (err) {
+      s3Failure = `${what}: ${firstLines(err)}`;
+      log(`    ${what} FAILED: ${firstLines(err)}`);
+    }
+  };
+  // s3rver shares the cores with the tool (a real S3 would not), so its CPU is noted; etcd CPU s stays etcd's.
+  const s3rverCpu = new Map<Tool, number[]>();
+  const measureS3 = async (spec: RunSpec) => {
+    const pid = s3!.proc.pid!;
+    const before = cpuSeconds(pid);
+    const m = await measure({ ...spec, env: s3Env(spec.env ?? process.env) });
+    return { m, s3rverCpuS: cpuSeconds(pid) - before };
+  };
+  const recordS3 = (tool: Tool, r: { m: Measured; s3rverCpuS: number }) => {
+    record(tool, r.m);
+    s3rverCpu.set(tool, [...(s3rverCpu.get(tool) ?? []), r.s3rverCpuS]);
+  };
   try {
     seedS = await seed(src, spec);
     log(`  seeded in ${seedS.toFixed(1)} s (${Math.round(keys / seedS).toLocaleString('en')} keys/s)`);
+    if (runS3) {
+      await s3Step('s3rver', async () => {
+        if (!key) throw new Error(noKey ?? 'no age key');
+        s3 = await startS3rver({ bucket: S3_BUCKET });
+        log(`  s3rver at ${s3.endpoint}, store ${s3Store}`);
+      });
+    }
 
     const watch = [src.nodes[0]!.proc.pid!];
     const reads: (() => Promise<void>)[] = [
@@ -408,6 +491,24 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
         record(T.backup, b);
         if (want('verify')) record(T.verify, await measure(shield(['verify', '--in', archive])));
       },
+      // Right after backup (in the rotation too), so that the two it compares run in the same conditions.
+      async () => {
+        if (!runS3) return;
+        await s3Step(T.s3backup, async () => {
+          const args = ['backup', '--endpoints', src.url, '--to', s3Store, '--compress', 'zstd', '--encrypt-to', key!.recipient, ...s3Flags()];
+          const r = await measureS3({ ...shield(args), watch });
+          if (!new RegExp(`backup done: ${keys} keys, ${data.usedLeases().length} leases at revision`).test(r.m.stderr)) {
+            throw new Error(`unexpected backup summary: ${r.m.stderr}`);
+          }
+          // Untimed: what reached the store, as its manifest says. The store keeps every run's backup.
+          const manifest = await manifestOf(SHIELD, s3Store, storedName(r.m.stderr), s3Flags(), s3Env(cleanEnv()));
+          if (manifest.keys !== keys || manifest.compression !== 'zstd' || manifest.encryption.type !== 'age') {
+            throw new Error(`the manifest says ${manifest.keys} keys, ${manifest.compression}, encryption ${manifest.encryption.type}`);
+          }
+          r.m.outBytes = manifest.storedBytes;
+          recordS3(T.s3backup, r);
+        });
+      },
     ];
     const writes: (() => Promise<void>)[] = [
       async () => {
@@ -419,6 +520,21 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
         } finally {
           await dst.stop();
         }
+      },
+      // Next to restore, in both orders: restores the newest backup, the one this run's s3backup wrote.
+      async () => {
+        if (!runS3 || !want('s3restore')) return;
+        await s3Step(T.s3restore, async () => {
+          const dst = await quotaEtcd(layout);
+          try {
+            const args = ['restore', '--endpoints', dst.url, '--from', s3Store, '--identity', key!.file, '--overwrite', ...s3Flags()];
+            const r = await measureS3({ ...shield(args), watch: [dst.nodes[0]!.proc.pid!] });
+            await checkRestored(dst, data);
+            recordS3(T.s3restore, r);
+          } finally {
+            await dst.stop();
+          }
+        });
       },
       async () => {
         if (!want('loader')) return;
@@ -450,10 +566,19 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
       }
     }
 
+    if (runCompress) {
+      log(`  once: backup --to a directory with each compression (${COMPRESSION_CHOICES.map((c) => c.name).join(', ')})`);
+      compression = await compressionReport(src, keys, key, noKey);
+    }
+
     if (o.profile && (keys === o.profileKeys || o.sizes.length === 1)) profiles = await profile(layout, src, archive, keys);
   } finally {
     await src.stop();
+    await s3?.stop();
     if (!o.keep) fs.rmSync(archive, { force: true });
+  }
+  for (const [tool, cpu] of s3rverCpu) {
+    skipped.push(`${tool}: s3rver, on the same ${os.availableParallelism()} cores, used ${median(cpu).toFixed(2)} s of CPU per run (median; not in etcd CPU s)`);
   }
 
   const tools: Partial<Record<Tool, ToolResult>> = {};
@@ -474,8 +599,53 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
   }
   const pvTool = tools[T.pv];
   if (pvTool) pvTool.note = `rate-limited by pv -L ${o.pvRate}: its wall time measures pv, its RSS measures backpressure`;
-  const result: SizeResult = { layout, keys, dataBytes, runs, seedS, tools, ratios: ratios(tools), targets: [], skipped, profiles, pvFailure, load: [loadBefore, loadAvg()] };
+  const result: SizeResult = {
+    layout,
+    keys,
+    dataBytes,
+    runs,
+    seedS,
+    tools,
+    ratios: ratios(tools),
+    targets: [],
+    skipped,
+    profiles,
+    pvFailure,
+    s3Failure,
+    compression,
+    load: [loadBefore, loadAvg()],
+  };
   return result;
+}
+
+/**
+ * Once per section: a backup into an empty directory store for each --compress choice (and zstd + age,
+ * as the S3 tool stores it), measured like the tools; sizes from the manifest. Not targets: one run each.
+ */
+async function compressionReport(src: EtcdCluster, keys: number, key: AgeKey | undefined, noKey: string | undefined): Promise<CompressionResult[]> {
+  const out: CompressionResult[] = [];
+  for (const c of COMPRESSION_CHOICES) {
+    const dir = path.join(TMP, `store-${c.name}`);
+    try {
+      if (c.age && !key) throw new Error(noKey ?? 'no age key');
+      const args = ['backup', '--endpoints', src.url, '--to', emptyDir(dir), '--compress', c.compress, ...(c.age ? ['--encrypt-to', key!.recipient] : [])];
+      const m = await measure({ ...shield(args), watch: [src.nodes[0]!.proc.pid!] });
+      const manifest = await manifestOf(SHIELD, dir, storedName(m.stderr), [], cleanEnv());
+      if (manifest.keys !== keys || manifest.compression !== c.compress || manifest.encryption.type !== (c.age ? 'age' : 'none')) {
+        throw new Error(`the manifest says ${manifest.keys} keys, ${manifest.compression}, encryption ${manifest.encryption.type}`);
+      }
+      const row = { choice: c.name, wallS: m.wallMs / 1000, rssMb: m.rss / MB, cpuS: m.cpuS, archiveBytes: manifest.archiveBytes, storedBytes: manifest.storedBytes };
+      log(`    ${c.name.padEnd(9)} ${row.wallS.toFixed(2).padStart(7)} s  ${row.rssMb.toFixed(0).padStart(6)} MB peak RSS  ratio ${(row.archiveBytes / row.storedBytes).toFixed(3)}`);
+      out.push(row);
+    } catch (err) {
+      // One choice failing is reported in its row; the others still run.
+      log(`    ${c.name} FAILED: ${firstLines(err)}`);
+      out.push({ choice: c.name, failure: firstLines(err) });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true }); // a 1M-key store is a gigabyte
+    }
+  }
+  return out;
 }
 
 function ratios(tools: SizeResult['tools']): SizeResult['ratios'] {
@@ -491,6 +661,8 @@ function ratios(tools: SizeResult['tools']): SizeResult['ratios'] {
   pair(T.backup, T.get);
   pair(T.backup, T.read);
   pair(T.restore, T.loader);
+  pair(T.s3backup, T.backup);
+  pair(T.s3restore, T.restore);
   return out;
 }
 
@@ -541,6 +713,19 @@ function targets(size: SizeResult, all: SizePoint[]): Target[] {
   };
   flat(T.restore, 'restore peak RSS flat');
   flat(T.backup, 'backup peak RSS flat');
+  // Issue 13: a store on S3, compressed and encrypted, costs at most 30% over the plain file.
+  ratio(T.s3backup, T.backup, 1.3, 'backup --to s3 (zstd+age) wall ≤ 1.3× etcd-shield backup');
+  ratio(T.s3restore, T.restore, 1.3, 'restore --from s3 wall ≤ 1.3× etcd-shield restore');
+  if (t[T.s3backup]) {
+    const rss = t[T.s3backup]!.median.rssMb;
+    const small = size.keys < TARGET_MIN_KEYS;
+    out.push({
+      name: `backup --to s3 peak RSS ≤ 150 MB (${k})`,
+      pass: small ? undefined : rss <= 150,
+      detail: `${rss.toFixed(0)} MB${rssRuns(T.s3backup)}${small ? `; a target from ${TARGET_MIN_KEYS.toLocaleString('en')} keys` : ''}`,
+    });
+  }
+  if (size.s3Failure) out.push({ name: `backup --to s3 and restore --from s3 run (${k})`, pass: false, detail: `failed at ${size.s3Failure}` });
   if (size.pvFailure) {
     out.push({ name: `backup | pv -L: memory stays flat under a slow reader (${k})`, pass: false, detail: `the backup failed: ${size.pvFailure}` });
   }
@@ -583,13 +768,15 @@ async function profile(layout: Layout, src: EtcdCluster, archive: string, keys: 
 // ---------------------------------------------------------------------------
 // Reports
 
-const ORDER: Tool[] = [T.backup, T.snapshot, T.get, T.read, T.restore, T.loader, T.verify, T.pv];
+const ORDER: Tool[] = [T.backup, T.snapshot, T.get, T.read, T.restore, T.loader, T.verify, T.s3backup, T.s3restore, T.pv];
+/** Not drawn in the chart: pv's throughput is pv's rate, not ours; the others are etcd-shield against itself. */
+const OFF_CHART: Tool[] = [T.pv, T.verify, T.s3backup, T.s3restore];
 
 function pointOf(s: SizeResult, date: string): SizePoint {
   const tools: Record<string, ToolPoint> = {};
   for (const tool of ORDER) {
     const r = s.tools[tool];
-    if (!r || tool === T.pv || tool === T.verify) continue; // pv's throughput is pv's rate, not ours
+    if (!r || OFF_CHART.includes(tool)) continue;
     tools[tool] = { ...r.median };
   }
   return { keys: s.keys, dataBytes: s.dataBytes, date, runs: s.runs, tools };
@@ -622,16 +809,16 @@ function tableRows(s: SizeResult): string[][] {
 
 const HEAD = ['tool', 'wall s', 'keys/s', 'MB/s', 'peak RSS MB', 'CPU s', 'etcd CPU s', 'output MB', 'runs'];
 
-function textTable(rows: string[][]): string {
-  const all = [HEAD, ...rows];
-  const w = HEAD.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+function textTable(rows: string[][], head = HEAD): string {
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')).join('\n');
 }
 
 const mdCell = (c: string) => c.replace(/\|/g, '\\|');
 
-function mdTable(rows: string[][]): string {
-  return [`| ${HEAD.join(' | ')} |`, `|${HEAD.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`)].join('\n');
+function mdTable(rows: string[][], head = HEAD): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`)].join('\n');
 }
 
 function textReport(s: SizeResult): string {
@@ -639,11 +826,16 @@ function textReport(s: SizeResult): string {
     `\n${s.layout} layout: ${s.keys.toLocaleString('en')} keys, ${fmt(s.dataBytes / MB, 1)} MB of keys + values; medians of ${s.runs} run(s); seeding took ${fmt(s.seedS, 1)} s; load average ${s.load[0]} before, ${s.load[1]} after`,
     textTable(tableRows(s)),
     '',
-    ...s.ratios.map((r) => `  ${r.name.padEnd(44)} wall ${fmt(r.wall)}×   peak RSS ${fmt(r.rss)}×`),
+    ...s.ratios.map((r) => `  ${r.name.padEnd(Math.max(44, ...s.ratios.map((x) => x.name.length)))} wall ${fmt(r.wall)}×   peak RSS ${fmt(r.rss)}×`),
     '',
     ...s.targets.map((t) => `  ${verdict(t).padEnd(4)}  ${t.name}: ${t.detail}`),
     ...s.skipped.map((x) => `  note: ${x}`),
   ];
+  if (s.compression) {
+    lines.push('', `  compression report (one backup --to a directory each; ratio = archive ÷ stored bytes, MB/s = archive MB ÷ wall s):`);
+    lines.push(...textTable(s.compression.map(compressionCells), COMPRESSION_HEAD).split('\n').map((l) => `  ${l}`));
+    lines.push(...compressionFailures(s.compression).map((f) => `  FAILED ${f}`));
+  }
   return lines.join('\n');
 }
 
@@ -654,13 +846,16 @@ const LAYOUT_TEXT = [
   '`large`, the bench keys with about one value in 8,192 of 2–6 MiB (etcd runs with --max-request-bytes of 8 MiB for it).',
 ].join(' ');
 
+/** Said only when a section has the S3 tools: results from before them do not. */
+const S3_TEXT = ` \`backup --to s3 (zstd+age)\` writes a new backup each run, compressed with zstd and encrypted with age, into a store on a local s3rver (started for each section, on the same cores: its CPU is in the notes); \`restore --from s3\` restores the newest of them (downloaded, decrypted, decompressed and verified first) into a fresh etcd with --overwrite, and is checked like restore.`;
+
 function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
   const out = [
     '# etcd-shield benchmark: latest results',
     '',
     `${date}, \`npm run bench\`. Machine: ${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB RAM, ${m.os}; node ${m.node}; etcd ${m.etcd}, etcdctl ${m.etcdctl}; etcd-shield at ${m.commit}.`,
     '',
-    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. 1 key in 64 has a lease. Each key layout (bench/data.ts) has its own sections and targets: ${LAYOUT_TEXT} Backup and snapshot save each write a new file; restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.`,
+    `Each tool is a separate process, run one at a time against a throwaway local etcd (loopback). Wall time runs from spawn to exit; peak RSS is the tool process's own (${m.gnuTime ? 'GNU time %M' : 'VmHWM polled'}), not etcd's. CPU s is the tool's user + system time; etcd CPU s is what etcd spent meanwhile. MB/s is keys + values of the dataset over wall time, the same numerator for every tool. 1 key in 64 has a lease. Each key layout (bench/data.ts) has its own sections and targets: ${LAYOUT_TEXT} Backup and snapshot save each write a new file; restore and the bare loader each write into a fresh etcd; restore runs with --overwrite. \`etcd-shield verify\` (the archive check restore does first, alone) and \`etcd3 paged read\` (bench/reader.ts: the etcd3 client reading every page and discarding it) are references for where time goes, not targets.${sizes.some((s) => s.tools[T.s3backup] || s.s3Failure) ? S3_TEXT : ''}`,
   ];
   for (const s of sizes) {
     out.push(
@@ -678,6 +873,15 @@ function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
       ...s.targets.map((t) => `- **${verdict(t)}** ${mdCell(t.name)}: ${t.detail}`),
       ...s.skipped.map((x) => `- note: ${x}`),
     );
+    if (s.compression) {
+      out.push(
+        '',
+        'Compression, one `backup --to DIR --compress X` each (zstd+age: also `--encrypt-to`); ratio is archive ÷ stored bytes, MB/s the archive\'s MB over wall time:',
+        '',
+        mdTable(s.compression.map(compressionCells), COMPRESSION_HEAD),
+        ...compressionFailures(s.compression).map((f) => `- **FAILED** ${mdCell(f)}`),
+      );
+    }
   }
   out.push('', '![throughput and peak RSS by keyspace size, bench layout](chart.svg)', '');
   return out.join('\n');
