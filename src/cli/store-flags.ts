@@ -25,7 +25,7 @@ export interface KeepFlags {
   keepYearly?: number;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** How to reach an S3-compatible server; credentials and region come from the AWS SDK's usual chain (AWS_ACCESS_KEY_ID, AWS_PROFILE...). */
 export function addStoreOptions(cmd: Command): Command {
