@@ -71,7 +71,8 @@ export async function backupToStore(config: Config, to: StoreRef, opts: StoreBac
 
     const conn = connect(config, config.endpoints, { warn: opts.onWarning });
     const report = phases(opts.onProgress);
-    const sink = new Sink(head, `the upload to ${store.url}`);
+    // zstd and gzip take in each buffer before they call back; a PassThrough would hand on the very buffer.
+    const sink = new Sink(head, `the upload to ${store.url}`, undefined, form.compression !== 'none');
     let summary;
     try {
       report.phase('backup');

@@ -21,8 +21,10 @@ export class Sink {
     private readonly stream: Writable,
     name: string,
     private readonly part?: PartFile,
+    /** The stream is known to be done with each buffer once its write callback runs (a compressor copies what it is given). */
+    releasesOnWrite = false,
   ) {
-    this.releasesOnWrite = stream instanceof WriteStream;
+    this.releasesOnWrite = releasesOnWrite || stream instanceof WriteStream;
     stream.on('error', (err: NodeJS.ErrnoException) => {
       this.failure ??=
         err.code === 'EPIPE' || err.code === 'ECONNRESET'
