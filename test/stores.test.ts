@@ -318,6 +318,14 @@ describe('a directory store', () => {
     fs.utimesSync(stale, new Date('2026-09-01Z'), new Date('2026-09-01Z'));
     const fresh = path.join(store, `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}Z-r1-beef.archive.zst`);
     fs.writeFileSync(fresh, 'still writing');
+    // A backup whose manifest is damaged: reported, and left alone with its archive, however old.
+    const damaged = '2026-09-02T00-00-00Z-r1-bad0';
+    fs.copyFileSync(path.join(store, real.archive), path.join(store, real.archive.replace(real.name, damaged)));
+    fs.utimesSync(path.join(store, real.archive.replace(real.name, damaged)), new Date('2026-09-02Z'), new Date('2026-09-02Z'));
+    fs.writeFileSync(path.join(store, `${damaged}.manifest.json`), '{"kind": "etcd-shield-backup", "vers');
+    const warned = await ok(['list', '--from', store]);
+    assert.match(warned.stderr, new RegExp(`warning: manifest ${damaged}\\.manifest\\.json is not valid JSON`));
+    expectCode(await cli(['verify', '--from', store, '--all']), 4, 'verify --all with a damaged manifest');
     assert.equal((await list(store)).backups.length, 61);
 
     const dry = await ok(['prune', '--from', store, '--keep-last', '2', '--keep-daily', '3', '--keep-weekly', '2', '--dry-run', '--json']);
@@ -336,7 +344,8 @@ describe('a directory store', () => {
     assert.deepEqual(after.backups.map((b) => b.name).sort(), kept.map((b) => b.name).sort());
     assert.ok(!fs.existsSync(stale), 'an incomplete archive a month old was kept');
     assert.ok(fs.existsSync(fresh), 'a backup still being written was removed');
-    assert.equal(fs.readdirSync(store).filter((f) => f.endsWith('.json')).length, kept.length);
+    assert.ok(fs.existsSync(path.join(store, `${damaged}.manifest.json`)) && fs.existsSync(path.join(store, real.archive.replace(real.name, damaged))), 'prune touched a backup whose manifest it cannot read');
+    assert.equal(fs.readdirSync(store).filter((f) => f.endsWith('.json')).length, kept.length + 1);
     await ok(['restore', '--endpoints', target.url, '--from', store]);
     assert.deepEqual(await content(dst), await content(src));
   });

@@ -30,6 +30,8 @@ export async function readCatalogue(store: ObjectStore, signal?: AbortSignal): P
   const byKey = new Map(objects.map((o) => [o.key, o]));
   const manifests = objects.filter((o) => classifyKey(o.key)?.role === 'manifest');
   const described = new Set<string>();
+  /** Backups whose manifest cannot be read: their archives are left alone, not taken for incomplete runs. */
+  const troubled = new Set<string>();
   const problems: Catalogue['problems'] = [];
 
   const read = await mapLimit(manifests, MANIFEST_READS, signal, async (o): Promise<BackupEntry | undefined> => {
@@ -39,6 +41,7 @@ export async function readCatalogue(store: ObjectStore, signal?: AbortSignal): P
     } catch (err) {
       if (!(err instanceof ShieldError) || err.kind === 'cancelled' || err.kind === 'store') throw err;
       problems.push({ key: o.key, message: err.message });
+      troubled.add(classifyKey(o.key)?.name ?? '');
       return undefined;
     }
     described.add(manifest.archive);
@@ -51,7 +54,10 @@ export async function readCatalogue(store: ObjectStore, signal?: AbortSignal): P
   });
 
   const backups = read.filter((b): b is BackupEntry => b !== undefined).sort(byTime);
-  const incomplete = objects.filter((o) => classifyKey(o.key)?.role === 'archive' && !described.has(o.key));
+  const incomplete = objects.filter((o) => {
+    const c = classifyKey(o.key);
+    return c?.role === 'archive' && !described.has(o.key) && !troubled.has(c.name);
+  });
   problems.sort((a, b) => a.key.localeCompare(b.key));
   return { backups, incomplete, problems };
 }
