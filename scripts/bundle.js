@@ -65,9 +65,12 @@ const common = {
   format: 'cjs',
   tsconfig: path.join(ROOT, 'tsconfig.json'),
   define: { ETCD_SHIELD_PACKAGE: JSON.stringify({ version: pkg.version, author: pkg.author }) },
-  // A native module cannot live in one JS file: the copy without node_modules
-  // beside it reports zstd as missing (src/pipeline/compression.ts) and offers gzip.
-  external: ['zstd-napi'],
+  // The one-file copy is SHIELD's plugin, and SHIELD keeps the archives itself.
+  // A native module cannot live in one JS file, and the AWS SDK and age would
+  // more than double the file that node reads on every SHIELD call (docs/
+  // performance.md, "Start-up"): without node_modules beside it, the copy says
+  // zstd, S3 and age are missing (src/pipeline/, src/store/open.ts).
+  external: ['zstd-napi', '@aws-sdk/*', 'age-encryption'],
   // Names stay: error classes report new.target.name.
   minify: true,
   keepNames: true,

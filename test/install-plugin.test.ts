@@ -190,4 +190,22 @@ describe('backup and restore through the installed file', () => {
     assert.equal(want.length, 500);
     assert.deepEqual(await keys(target), want);
   });
+
+  test('the one-file copy stores into a directory with gzip, and says that zstd, age and S3 need the npm-installed etcd-shield', () => {
+    const plugin = path.join(plugins, 'etcd');
+    const store = path.join(tmp, 'plugin-store');
+    const gz = runFile(plugin, ['backup', '--endpoints', source.url, '--to', store, '--compress', 'gzip']);
+    expectCode(gz, 0, 'installed etcd backup --to DIR --compress gzip');
+    assert.equal(fs.readdirSync(store).filter((f) => f.endsWith('.archive.gz')).length, 1);
+    const missing: [string[], RegExp][] = [
+      [['--to', store], /zstd support is missing[\s\S]*--compress gzip/],
+      [['--to', store, '--compress', 'gzip', '--encrypt-to', 'age1g952zdcgamzz30qfvcshkqu27kd2kuvfrcplk5ju9reesx6gqa9st0kczk'], /age support is missing/],
+      [['--to', 's3://bucket/etcd', '--compress', 'gzip'], /S3 support is missing/],
+    ];
+    for (const [args, message] of missing) {
+      const r = runFile(plugin, ['backup', '--endpoints', source.url, ...args]);
+      expectCode(r, 4, `installed etcd backup ${args.join(' ')}`);
+      assert.match(r.stderr, message);
+    }
+  });
 });

@@ -7,9 +7,13 @@ type Age = typeof import('age-encryption');
 
 let age: Age | undefined;
 
-/** Loaded on first use, so that runs without encryption never parse it. */
+/** Loaded on first use, so that runs without encryption never parse it; the one-file SHIELD build leaves it out. */
 function loadAge(): Age {
-  return (age ??= require('age-encryption') as Age);
+  try {
+    return (age ??= require('age-encryption') as Age);
+  } catch (err) {
+    throw new EncryptionError(`age support is missing: age-encryption did not load (${(err as Error).message.split('\n')[0]})`, 'use the npm-installed etcd-shield for encrypted backups; the one-file SHIELD plugin leaves age out', { cause: err });
+  }
 }
 
 const IDENTITY_PREFIX = 'AGE-SECRET-KEY-1';
@@ -32,8 +36,9 @@ export function checkRecipient(value: string, where: string): string {
     throw refuse(`${shown} is a post-quantum or plugin recipient; only X25519 recipients (age1...) are supported`);
   }
   if (/^(ssh-|ecdsa-)/.test(r)) throw refuse(`${shown} is an SSH key; only X25519 age recipients (age1...) are supported`);
+  const { Encrypter } = loadAge();
   try {
-    new (loadAge().Encrypter)().addRecipient(r);
+    new Encrypter().addRecipient(r);
   } catch {
     throw refuse(`${shown} is not a valid age X25519 recipient (age1... with a valid checksum)`);
   }

@@ -1,3 +1,4 @@
+import { StoreError } from '../errors';
 import { DirectoryStore } from './directory';
 import type { S3StoreOptions } from './s3';
 import type { ObjectStore } from './types';
@@ -11,6 +12,12 @@ export function openStore(url: string, opts: { cwd: string; s3?: S3Settings }): 
   const where = parseStoreUrl(url, opts.cwd);
   if (where.kind === 'dir') return new DirectoryStore(where.path);
   // Loaded only for S3: the AWS SDK costs a directory store a tenth of a second of start-up.
-  const { S3Store } = require('./s3') as typeof import('./s3');
+  let s3: typeof import('./s3');
+  try {
+    s3 = require('./s3') as typeof import('./s3');
+  } catch (err) {
+    throw new StoreError(`S3 support is missing: the AWS SDK did not load (${(err as Error).message.split('\n')[0]})`, 'use the npm-installed etcd-shield for s3:// stores; the one-file SHIELD plugin leaves the AWS SDK out', { cause: err });
+  }
+  const { S3Store } = s3;
   return new S3Store({ ...opts.s3, bucket: where.bucket, prefix: where.prefix });
 }
