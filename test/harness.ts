@@ -149,7 +149,8 @@ export async function freePort(): Promise<number> {
   throw new Error('freePort: no unused loopback port found');
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts connections on the loopback port. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: HOST, port });
     const done = (ok: boolean) => {

@@ -1,10 +1,9 @@
 // A real s3rver (node_modules/s3rver) on a free loopback port, for the S3 store's tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { childEnv, repoRoot } from './cli';
-import { freePort, makeTestDir, removeTestDir, track } from './harness';
+import { canConnect, freePort, makeTestDir, removeTestDir, track } from './harness';
 
 const HOST = '127.0.0.1';
 const S3RVER_BIN = path.join(repoRoot, 'node_modules', 's3rver', 'bin', 's3rver.js');
@@ -42,18 +41,6 @@ export interface StartS3rverOptions {
   tls?: { cert: string; key: string };
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 export async function startS3rver(opts: StartS3rverOptions = {}): Promise<S3rver> {
   const bucket = opts.bucket ?? 'test-bucket';

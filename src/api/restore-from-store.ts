@@ -1,12 +1,11 @@
 import { type BackupEntry, readCatalogue } from '../catalogue/catalogue';
 import { selectBackup, type Selector } from '../catalogue/select';
 import type { Config } from '../config/config';
-import { connect } from '../etcd/connect';
 import { withTempDir } from '../io/tempdir';
-import { restore as runRestore, type RestoreSummary } from '../restore/restore';
+import type { RestoreSummary } from '../restore/restore';
 import { fetchArchive } from './fetch-archive';
 import { phases } from './options';
-import type { RestoreRunOptions } from './restore';
+import { restoreFile, type RestoreRunOptions } from './restore';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
 export interface StoreRestoreOptions extends Omit<RestoreRunOptions, 'inputName'>, StoreOptions, Selector {
@@ -32,21 +31,7 @@ export async function restoreFromStore(config: Config, from: StoreRef, opts: Sto
     return withTempDir(async (dir) => {
       report.phase('download');
       const path = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
-      const conn = connect(config, config.endpoints, { warn: opts.onWarning });
-      try {
-        const summary = await runRestore(conn, path, {
-          prefix: config.prefix,
-          overwrite: config.overwrite,
-          dryRun: opts.dryRun,
-          limits: opts.limits,
-          signal: opts.signal,
-          onPhase: report.phase,
-          onProgress: report.progress,
-        });
-        return { ...summary, backup, store: store.url };
-      } finally {
-        conn.close();
-      }
+      return { ...(await restoreFile(config, path, opts, report)), backup, store: store.url };
     });
   });
 }

@@ -26,21 +26,28 @@ export type { RestoreSummary };
  * RestoreInterruptedError that says how far it got.
  */
 export async function restore(config: Config, input: ArchiveInput, opts: RestoreRunOptions = {}): Promise<RestoreSummary> {
-  return withArchiveFile(input, opts.inputName, opts.signal, async (path) => {
-    const conn = connect(config, config.endpoints, { warn: opts.onWarning });
-    const report = phases(opts.onProgress);
-    try {
-      return await runRestore(conn, path, {
-        prefix: config.prefix,
-        overwrite: config.overwrite,
-        dryRun: opts.dryRun,
-        limits: opts.limits,
-        signal: opts.signal,
-        onPhase: report.phase,
-        onProgress: report.progress,
-      });
-    } finally {
-      conn.close();
-    }
-  }, opts.identities);
+  return withArchiveFile(input, opts.inputName, opts.signal, (path) => restoreFile(config, path, opts, phases(opts.onProgress)), opts.identities);
+}
+
+/** Restores a plain archive file that is already in place (given, spooled or fetched). */
+export async function restoreFile(
+  config: Config,
+  path: string,
+  opts: Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>,
+  report: ReturnType<typeof phases>,
+): Promise<RestoreSummary> {
+  const conn = connect(config, config.endpoints, { warn: opts.onWarning });
+  try {
+    return await runRestore(conn, path, {
+      prefix: config.prefix,
+      overwrite: config.overwrite,
+      dryRun: opts.dryRun,
+      limits: opts.limits,
+      signal: opts.signal,
+      onPhase: report.phase,
+      onProgress: report.progress,
+    });
+  } finally {
+    conn.close();
+  }
 }
