@@ -70,7 +70,8 @@ const common = {
   // more than double the file that node reads on every SHIELD call (docs/
   // performance.md, "Start-up"): without node_modules beside it, the copy says
   // zstd, S3 and age are missing (src/pipeline/, src/store/open.ts).
-  external: ['zstd-napi', '@aws-sdk/*', 'age-encryption'],
+  // yaml and croner serve only `serve`, which SHIELD never runs (170 KiB more to compile on every call).
+  external: ['zstd-napi', '@aws-sdk/*', 'age-encryption', 'yaml', 'croner'],
   // Names stay: error classes report new.target.name.
   minify: true,
   keepNames: true,

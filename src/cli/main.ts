@@ -9,6 +9,7 @@ import { addFieldOptions } from './field-flags';
 import { abortOnSignals } from './signals';
 import type { BackupCommandOptions } from './commands/backup';
 import type { RestoreCommandOptions } from './commands/restore';
+import type { ServeCommandOptions } from './commands/serve';
 import type { VerifyCommandOptions } from './commands/verify';
 import { addEncryptOptions, addIdentityOption, addKeepOptions, addStoreOptions, type KeepFlags, type StoreFlags } from './store-flags';
 
@@ -25,6 +26,7 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
+  etcd-shield serve --check --config examples/serve.yaml   (the service itself comes later)
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
 Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's plugin directory as "etcd"):
@@ -131,6 +133,13 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
   ).action(async (opts: StoreFlags & KeepFlags & { from: string; dryRun?: boolean; json?: boolean }) =>
     run(async (ctx) => (await import('./commands/prune')).runPrune(opts.from, opts, ctx)),
   );
+
+  program
+    .command('serve')
+    .description('run scheduled backups as a service (coming); for now --check validates the service configuration file')
+    .option('-c, --config <file>', 'the service configuration (YAML): listen, token, jobs')
+    .option('--check', 'check the file (every job, field and secret source) and print a summary; exit 0 if valid, 1 if not')
+    .action(async (opts: ServeCommandOptions) => run(async (ctx) => (await import('./commands/serve')).runServe(opts, ctx)));
 
   return program;
 }
