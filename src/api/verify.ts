@@ -20,23 +20,21 @@ export interface VerifySummary {
 
 /** Checks an archive end to end (structure, order, count, sha256) without etcd; throws an ArchiveError at the first defect. */
 export async function verify(input: ArchiveInput, opts: Pick<OperationOptions, 'signal'> & { inputName?: string; identities?: string[] } = {}): Promise<VerifySummary> {
-  return withArchiveFile(input, opts.inputName, opts.signal, async (path) => {
-    return summarize(await verifyArchive(path, '', opts.signal));
-  }, opts.identities);
+  return withArchiveFile(input, opts.inputName, opts.signal, async (path) => summarize(await verifyArchive(path, '', opts.signal)), opts.identities);
 }
 
 export function summarize(s: ArchiveSummary): VerifySummary {
-    return {
-      ok: true,
-      format: s.format,
-      revision: s.header?.revision ?? null,
-      keys: s.records,
-      leases: s.leases.length,
-      bytes: s.bytes,
-      prefix: s.header?.prefix ?? null,
-      clusterId: s.header ? BigInt(s.header.clusterId).toString(16) : null,
-      createdAt: s.header?.createdAt ?? null,
-      tool: s.header?.tool ?? null,
-      sha256: s.trailer?.sha256 ?? null,
-    };
+  return {
+    ok: true,
+    format: s.format,
+    revision: s.header?.revision ?? null,
+    keys: s.records,
+    leases: s.leases.length,
+    bytes: s.bytes,
+    prefix: s.header?.prefix ?? null,
+    clusterId: s.header ? BigInt(s.header.clusterId).toString(16) : null,
+    createdAt: s.header?.createdAt ?? null,
+    tool: s.header?.tool ?? null,
+    sha256: s.trailer?.sha256 ?? null,
+  };
 }

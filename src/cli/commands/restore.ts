@@ -1,7 +1,7 @@
 import type { Config } from '../../config/config';
 import { FileError, UsageError } from '../../errors';
 import { parseTime } from '../../catalogue/select';
-import { readIdentityFile } from '../../pipeline/encryption';
+import { readIdentities } from '../identities';
 import { type StoreFlags, storeOptions } from '../store-flags';
 import { restore, RestoreRunOptions, RestoreSummary } from '../../api/restore';
 import { humanBytes, secondsSince } from '../../util/format';
@@ -29,7 +29,7 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   const progress = new Progress();
   try {
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
-      identities: await readIdentities(opts.identity ?? []),
+      identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
       limits: opts.limits,
       inputName: 'standard input',
@@ -53,7 +53,7 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
       ...storeOptions(opts),
       name: opts.backup,
       before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
-      identities: await readIdentities(opts.identity ?? []),
+      identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
       limits: opts.limits,
       signal: ctx.signal,
@@ -66,12 +66,6 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
   } finally {
     progress.stop();
   }
-}
-
-export async function readIdentities(files: string[]): Promise<string[]> {
-  const all: string[] = [];
-  for (const f of files) all.push(...(await readIdentityFile(f)));
-  return all;
 }
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {

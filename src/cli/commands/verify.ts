@@ -5,8 +5,8 @@ import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
 import { Progress } from '../progress';
 import { printReport } from '../stdout';
+import { readIdentities } from '../identities';
 import { type StoreFlags, storeOptions } from '../store-flags';
-import { readIdentities } from './restore';
 
 export interface VerifyCommandOptions extends StoreFlags {
   in?: string;
@@ -22,7 +22,7 @@ export interface VerifyCommandOptions extends StoreFlags {
 export async function runVerify(opts: VerifyCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.from) return runStoreVerify(opts.from, opts, ctx);
   if (opts.all || opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--all, --backup and --before pick backups in a store', 'add --from DIR or --from s3://bucket/path');
-  const s = await verify(opts.in ? { file: opts.in } : process.stdin, { signal: ctx.signal, inputName: 'standard input', identities: await readIdentities(opts.identity ?? []) });
+  const s = await verify(opts.in ? { file: opts.in } : process.stdin, { signal: ctx.signal, inputName: 'standard input', identities: await readIdentities(opts.identity) });
   if (opts.json) {
     printReport(JSON.stringify(s, null, 2));
     return;
@@ -54,7 +54,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
       all: opts.all,
       name: opts.backup,
       before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
-      identities: await readIdentities(opts.identity ?? []),
+      identities: await readIdentities(opts.identity),
       signal: ctx.signal,
       onProgress: progress.onEvent,
     });
