@@ -71,7 +71,7 @@ const common = {
   // performance.md, "Start-up"): without node_modules beside it, the copy says
   // zstd, S3 and age are missing (src/pipeline/, src/store/open.ts).
   // yaml and croner serve only `serve`, which SHIELD never runs (170 KiB more to compile on every call).
-  external: ['zstd-napi', '@aws-sdk/*', 'age-encryption', 'yaml', 'croner'],
+  external: ['zstd-napi', '@aws-sdk/*', 'age-encryption', 'yaml', 'croner', 'fastify', 'prom-client', 'pino', 'pino-pretty'],
   // Names stay: error classes report new.target.name.
   minify: true,
   keepNames: true,

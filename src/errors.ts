@@ -42,6 +42,9 @@ export const ERROR_KINDS = {
   store: { exitCode: ExitCode.failure, httpStatus: 502, hint: 'check the store URL, that the bucket or directory exists, and the credentials' },
   encryption: { exitCode: ExitCode.failure, httpStatus: 422, hint: 'give the age identity (--identity FILE) whose recipient the backup was encrypted to' },
   notFound: { exitCode: ExitCode.failure, httpStatus: 404, hint: 'run `etcd-shield list --from URL` to see the backups the store holds' },
+  busy: { exitCode: ExitCode.failure, httpStatus: 409, hint: 'wait for the running backup to finish; GET /api/jobs shows what runs' },
+  unauthenticated: { exitCode: ExitCode.usage, httpStatus: 401, hint: 'send the service\'s API token as "Authorization: Bearer TOKEN"' },
+  forbidden: { exitCode: ExitCode.usage, httpStatus: 403, hint: 'the token does not match the one the service was configured with (token, token_env or token_file)' },
   restoreInterrupted: { exitCode: ExitCode.failure, httpStatus: 502, hint: 'running the same restore again converges' },
   unexpected: { exitCode: ExitCode.failure, httpStatus: 500, hint: 'run again with --debug for details, and report it as a bug' },
 } as const satisfies Record<string, ErrorKind>;
@@ -160,6 +163,21 @@ export class EncryptionError extends ShieldError {
 /** The store holds no backup that matches (none at all, no such name, none before that time). */
 export class NotFoundError extends ShieldError {
   readonly kind = 'notFound';
+}
+
+/** The job is already running; a second run would overlap it. */
+export class JobBusyError extends ShieldError {
+  readonly kind = 'busy';
+}
+
+/** An API call that needs the token came without one. */
+export class UnauthenticatedError extends ShieldError {
+  readonly kind = 'unauthenticated';
+}
+
+/** An API call came with a token that is not the service's. */
+export class ForbiddenError extends ShieldError {
+  readonly kind = 'forbidden';
 }
 
 /**

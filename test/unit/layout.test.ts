@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../cli';
 
-const FACES = /^src\/(cli|shield)\/|^src\/entry\.ts$/;
+const FACES = /^src\/(cli|shield|service)\/|^src\/entry\.ts$/;
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
