@@ -1,4 +1,5 @@
 import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
+import type { Manifest } from '../catalogue/manifest';
 import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
 import type { OperationOptions } from './options';
@@ -8,6 +9,24 @@ export type { BackupEntry, Catalogue } from '../catalogue/catalogue';
 export type { Manifest } from '../catalogue/manifest';
 export type { KeepRules, RetentionDecision } from '../catalogue/retention';
 export type { PrunePlan } from '../catalogue/prune';
+
+/** A catalogue as JSON (`list --json`, the service's API): manifests' public fields only, never a key or a value. */
+export interface CatalogueJson {
+  store: string;
+  /** Oldest first. */
+  backups: (Manifest & { storedAt: string })[];
+  incomplete: { key: string; bytes: number; modified: string }[];
+  problems: { key: string; message: string }[];
+}
+
+export function catalogueJson(cat: Catalogue & { store: string }): CatalogueJson {
+  return {
+    store: cat.store,
+    backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
+    incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
+    problems: cat.problems,
+  };
+}
 
 /** The store's complete backups (oldest first), its incomplete archives, and unreadable manifests; reads manifests only. */
 export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> = {}): Promise<Catalogue & { store: string }> {

@@ -1,4 +1,4 @@
-import { listBackups } from '../../api/catalogue';
+import { catalogueJson, listBackups } from '../../api/catalogue';
 import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
 import { printReport } from '../stdout';
@@ -8,18 +8,7 @@ import { type StoreFlags, storeOptions } from '../store-flags';
 export async function runList(from: string, opts: StoreFlags & { json?: boolean }, ctx: RunContext): Promise<void> {
   const cat = await listBackups(from, { ...storeOptions(opts), signal: ctx.signal });
   if (opts.json) {
-    printReport(
-      JSON.stringify(
-        {
-          store: cat.store,
-          backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
-          incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
-          problems: cat.problems,
-        },
-        null,
-        2,
-      ),
-    );
+    printReport(JSON.stringify(catalogueJson(cat), null, 2));
   } else if (cat.backups.length) {
     const rows = cat.backups.map((b) => {
       const m = b.manifest;

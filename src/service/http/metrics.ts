@@ -1,0 +1,68 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { JobView, RunView, ServiceControl } from '../types';
+
+const JOB = ['job'] as const;
+
+/**
+ * The service's metrics, read from control.jobs() at each scrape, so they
+ * can never drift from what the API shows. Process metrics keep their
+ * standard names (process_*, nodejs_*): dashboards and alerts written for
+ * any Node service then work unchanged.
+ */
+export function createMetrics(control: ServiceControl): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const perJob = (name: string, help: string, value: (job: JobView) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: JOB,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const job of control.jobs()) {
+          const v = value(job);
+          if (v !== undefined) this.set({ job: job.name }, v);
+        }
+      },
+    });
+  const counter = (name: string, help: string, value: (job: JobView) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: JOB,
+      registers: [registry],
+      collect() {
+        // The service keeps the cumulative counts; a counter has no set(), so start from zero each scrape.
+        this.reset();
+        for (const job of control.jobs()) this.inc({ job: job.name }, value(job));
+      },
+    });
+
+  perJob('etcd_shield_last_success_timestamp_seconds', 'When the last successful backup finished (Unix time); 0 before the first', (j) =>
+    j.lastSuccess?.finishedAt ? Date.parse(j.lastSuccess.finishedAt) / 1000 : 0,
+  );
+  perJob('etcd_shield_last_run_duration_seconds', 'How long the last finished backup run took, whatever its outcome', (j) => lastFinishedBackup(j)?.durationSeconds);
+  perJob('etcd_shield_last_run_keys', 'Keys in the last successful backup', (j) => j.lastSuccess?.keys);
+  perJob('etcd_shield_last_run_stored_bytes', 'Bytes the last successful backup takes in the store (compressed and encrypted)', (j) => j.lastSuccess?.bytes);
+  perJob('etcd_shield_last_run_revision', 'The etcd revision of the last successful backup', (j) => j.lastSuccess?.revision);
+  perJob('etcd_shield_running', 'Whether a run of the job is in progress (1) or not (0)', (j) => (j.running ? 1 : 0));
+  perJob('etcd_shield_backups_kept', 'Complete backups in the job\'s store, as last counted', (j) => j.backupsKept);
+  counter('etcd_shield_backup_successes_total', 'Backups that succeeded since the process started', (j) => j.successes);
+  counter('etcd_shield_backup_failures_total', 'Backups that failed since the process started', (j) => j.failures);
+  counter('etcd_shield_backup_skips_total', 'Scheduled backups skipped since the process started because the job was still running', (j) => j.skips);
+  new Gauge({
+    name: 'etcd_shield_leader',
+    help: 'Whether this instance runs the schedules (1) or follows (0)',
+    registers: [registry],
+    collect() {
+      this.set(control.role().leader ? 1 : 0);
+    },
+  });
+  return registry;
+}
+
+/** The newest backup run that ended (not a verify, not a skip, not the one in progress). */
+function lastFinishedBackup(job: JobView): RunView | undefined {
+  return job.runs.find((r) => r.kind === 'backup' && r.status !== 'running' && r.status !== 'skipped' && r.durationSeconds !== undefined);
+}
