@@ -27,7 +27,10 @@ export interface HttpServer {
 export async function startHttpServer(control: ServiceControl, opts: HttpServerOptions): Promise<HttpServer> {
   const { listen, token, logger } = opts;
   // fastify's own logger would log request headers, and with them the token; we log one line per request ourselves.
-  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true });
+  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true, bodyLimit: 64 * 1024 });
+  // No route reads a body: any body (an empty JSON one included) is read and dropped rather than refused.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
   const metrics = createMetrics(control);
 
   app.addHook('onResponse', async (req, reply) => {

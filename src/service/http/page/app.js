@@ -51,8 +51,12 @@ function when(iso) {
   return `${new Date(iso).toLocaleString()} (${relative(iso)})`;
 }
 
+/** Today's times as HH:MM:SS, older ones with their date. */
 function shortTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : '';
+  if (!iso) return '';
+  const d = new Date(iso);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 
 function field(card, cls, text) {
@@ -108,7 +112,7 @@ function renderJob(node, job, role) {
 
 function renderRuns(tbody, runs) {
   const rows = [];
-  for (const run of runs.slice(0, 10)) {
+  for (const run of runs.slice(0, 8)) {
     const tr = el('tr');
     tr.dataset.run = run.id;
     tr.append(
@@ -157,9 +161,9 @@ function renderChart(box, runs) {
   const W = 600, H = 120, L = 58, R = 52, T = 10, B = 16;
   const maxBytes = Math.max(1, ...points.map((p) => p.bytes || 0));
   const maxSecs = Math.max(0.001, ...points.map((p) => p.durationSeconds || 0));
-  const step = (W - L - R) / CHART_RUNS;
+  const step = (W - L - R) / Math.max(points.length, 10);
   const y = (v, max) => T + (H - T - B) * (1 - v / max);
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'stored size and duration of recent backups' });
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'stored size and duration of recent backups' });
   chart.append(
     svg('line', { x1: L, x2: W - R, y1: T, y2: T, class: 'grid' }),
     svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'grid' }),
