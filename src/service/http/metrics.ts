@@ -12,42 +12,36 @@ const JOB = ['job'] as const;
 export function createMetrics(control: ServiceControl): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const perJob = (name: string, help: string, value: (job: JobView) => number | undefined) =>
-    new Gauge({
+  const perJob = (type: typeof Gauge | typeof Counter, name: string, help: string, value: (job: JobView) => number | undefined) => {
+    const metric: Gauge | Counter = new type({
       name,
       help,
       labelNames: JOB,
       registers: [registry],
       collect() {
-        this.reset();
+        // The service keeps the values, cumulative counts included; a counter has no set(), so start from zero each scrape.
+        metric.reset();
         for (const job of control.jobs()) {
           const v = value(job);
-          if (v !== undefined) this.set({ job: job.name }, v);
+          if (v === undefined) continue;
+          if (metric instanceof Gauge) metric.set({ job: job.name }, v);
+          else metric.inc({ job: job.name }, v);
         }
       },
     });
-  const counter = (name: string, help: string, value: (job: JobView) => number) =>
-    new Counter({
-      name,
-      help,
-      labelNames: JOB,
-      registers: [registry],
-      collect() {
-        // The service keeps the cumulative counts; a counter has no set(), so start from zero each scrape.
-        this.reset();
-        for (const job of control.jobs()) this.inc({ job: job.name }, value(job));
-      },
-    });
+  };
+  const gauge = (name: string, help: string, value: (job: JobView) => number | undefined) => perJob(Gauge, name, help, value);
+  const counter = (name: string, help: string, value: (job: JobView) => number) => perJob(Counter, name, help, value);
 
-  perJob('etcd_shield_last_success_timestamp_seconds', 'When the last successful backup finished (Unix time); 0 before the first', (j) =>
+  gauge('etcd_shield_last_success_timestamp_seconds', 'When the last successful backup finished (Unix time); 0 before the first', (j) =>
     j.lastSuccess?.finishedAt ? Date.parse(j.lastSuccess.finishedAt) / 1000 : 0,
   );
-  perJob('etcd_shield_last_run_duration_seconds', 'How long the last finished backup run took, whatever its outcome', (j) => lastFinishedBackup(j)?.durationSeconds);
-  perJob('etcd_shield_last_run_keys', 'Keys in the last successful backup', (j) => j.lastSuccess?.keys);
-  perJob('etcd_shield_last_run_stored_bytes', 'Bytes the last successful backup takes in the store (compressed and encrypted)', (j) => j.lastSuccess?.bytes);
-  perJob('etcd_shield_last_run_revision', 'The etcd revision of the last successful backup', (j) => j.lastSuccess?.revision);
-  perJob('etcd_shield_running', 'Whether a run of the job is in progress (1) or not (0)', (j) => (j.running ? 1 : 0));
-  perJob('etcd_shield_backups_kept', 'Complete backups in the job\'s store, as last counted', (j) => j.backupsKept);
+  gauge('etcd_shield_last_run_duration_seconds', 'How long the last finished backup run took, whatever its outcome', (j) => lastFinishedBackup(j)?.durationSeconds);
+  gauge('etcd_shield_last_run_keys', 'Keys in the last successful backup', (j) => j.lastSuccess?.keys);
+  gauge('etcd_shield_last_run_stored_bytes', 'Bytes the last successful backup takes in the store (compressed and encrypted)', (j) => j.lastSuccess?.bytes);
+  gauge('etcd_shield_last_run_revision', 'The etcd revision of the last successful backup', (j) => j.lastSuccess?.revision);
+  gauge('etcd_shield_running', 'Whether a run of the job is in progress (1) or not (0)', (j) => (j.running ? 1 : 0));
+  gauge('etcd_shield_backups_kept', 'Complete backups in the job\'s store, as last counted', (j) => j.backupsKept);
   counter('etcd_shield_backup_successes_total', 'Backups that succeeded since the process started', (j) => j.successes);
   counter('etcd_shield_backup_failures_total', 'Backups that failed since the process started', (j) => j.failures);
   counter('etcd_shield_backup_skips_total', 'Scheduled backups skipped since the process started because the job was still running', (j) => j.skips);
