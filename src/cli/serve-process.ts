@@ -1,6 +1,7 @@
 import type { ServiceConfig } from '../service/config';
 import { createLogger, type Logger } from '../service/log';
 import { SoloRole, type Role } from '../service/role';
+import { startHttpServer } from '../service/http/server';
 import { Service } from '../service/service';
 import type { S3Settings } from '../store/open';
 import { shieldBool } from '../config/shield-bool';
@@ -19,8 +20,14 @@ export async function serve(config: ServiceConfig, opts: { debug: boolean }): Pr
   const role: Role = new SoloRole();
   const service = await Service.start(config, { logger, role, s3: s3FromEnv(process.env) });
   const stopped = onSignals(logger, config.settings.shutdownGraceSeconds * 1000, service);
+  // Listening before "started", so whoever waits for that line can use the API; it answers (readyz: 503) through the grace period.
+  const http = await startHttpServer(service, { listen: config.listen, token: config.token, logger }).catch(async (err: unknown) => {
+    await service.shutdown(0);
+    throw err;
+  });
   logger.info({ event: 'started', jobs: config.jobs.map((j) => j.name), pid: process.pid }, `etcd-shield serve: ${config.jobs.length} job(s) from ${config.source}`);
   await stopped;
+  await http.close();
   logger.info({ event: 'stopped' }, 'etcd-shield serve stopped');
 }
 

@@ -39,7 +39,7 @@ export function createMetrics(control: ServiceControl): Registry {
   gauge('etcd_shield_last_run_duration_seconds', 'How long the last finished backup run took, whatever its outcome', (j) => lastFinishedBackup(j)?.durationSeconds);
   gauge('etcd_shield_last_run_keys', 'Keys in the last successful backup', (j) => j.lastSuccess?.keys);
   gauge('etcd_shield_last_run_stored_bytes', 'Bytes the last successful backup takes in the store (compressed and encrypted)', (j) => j.lastSuccess?.bytes);
-  gauge('etcd_shield_last_run_revision', 'The etcd revision of the last successful backup', (j) => j.lastSuccess?.revision);
+  gauge('etcd_shield_last_run_revision', 'The etcd revision of the last successful backup (exact below 2^53)', (j) => (j.lastSuccess?.revision === undefined ? undefined : Number(j.lastSuccess.revision)));
   gauge('etcd_shield_running', 'Whether a run of the job is in progress (1) or not (0)', (j) => (j.running ? 1 : 0));
   gauge('etcd_shield_backups_kept', 'Complete backups in the job\'s store, as last counted', (j) => j.backupsKept);
   counter('etcd_shield_backup_successes_total', 'Backups that succeeded since the process started', (j) => j.successes);

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
-import { NotFoundError } from '../../errors';
+import { ConfigError, NotFoundError } from '../../errors';
 import type { Listen } from '../config';
 import type { ServiceControl } from '../types';
 import { registerApiRoutes } from './api-routes';
@@ -59,7 +59,13 @@ export async function startHttpServer(control: ServiceControl, opts: HttpServerO
   registerApiRoutes(app, control, token);
   registerPageRoutes(app);
 
-  await app.listen({ host: listen.host, port: listen.port });
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (err) {
+    await app.close();
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(`cannot listen on ${listen.host}:${listen.port} (listen): ${code}`, code === 'EADDRINUSE' ? 'another process holds that port: stop it or change listen' : 'check listen: the address must belong to this host, and ports below 1024 need privileges');
+  }
   const port = (app.server.address() as AddressInfo).port;
   const url = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
   if (!listen.loopback && token === undefined) {
