@@ -5,7 +5,7 @@ import { ConfigError, NotFoundError } from '../../errors';
 import type { Listen } from '../config';
 import type { ServiceControl } from '../types';
 import { registerApiRoutes } from './api-routes';
-import { httpError, sendError } from './errors';
+import { errorBody, httpError, sendError } from './errors';
 import { createMetrics } from './metrics';
 import { registerPageRoutes } from './page-routes';
 import { readiness } from './readiness';
@@ -27,18 +27,18 @@ export interface HttpServer {
 export async function startHttpServer(control: ServiceControl, opts: HttpServerOptions): Promise<HttpServer> {
   const { listen, token, logger } = opts;
   // fastify's own logger would log request headers, and with them the token; we log one line per request ourselves.
-  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true, bodyLimit: 64 * 1024 });
+  const app = Fastify({ logger: false, return503OnClosing: true, bodyLimit: 64 * 1024 });
   // No route reads a body: any body (an empty JSON one included) is read and dropped rather than refused.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
   const metrics = createMetrics(control);
 
   app.addHook('onResponse', async (req, reply) => {
-    logger.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'http request');
+    logger.debug({ event: 'http', method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'http request');
   });
   app.setErrorHandler(async (err, req, reply) => {
     const e = httpError(err);
-    const fields = { method: req.method, path: req.url.split('?')[0], kind: e.kind, status: e.httpStatus, error: e.message, hint: e.hint };
+    const fields = { event: 'http', method: req.method, path: req.url.split('?')[0], status: e.httpStatus, error: errorBody(e).error };
     if (e.httpStatus >= 500) logger.warn(fields, 'http request failed');
     else logger.debug(fields, 'http request refused');
     return sendError(reply, e);
@@ -69,8 +69,8 @@ export async function startHttpServer(control: ServiceControl, opts: HttpServerO
   const port = (app.server.address() as AddressInfo).port;
   const url = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
   if (!listen.loopback && token === undefined) {
-    logger.warn({ url }, 'the API listens beyond loopback without a token: anyone who reaches it can read job status; starting runs stays refused except from loopback. Set token_file or token_env');
+    logger.warn({ event: 'http', url }, 'the API listens beyond loopback without a token: anyone who reaches it can read job status; starting runs stays refused except from loopback. Set token_file or token_env');
   }
-  logger.info({ url }, 'http listening');
+  logger.info({ event: 'http', url }, `HTTP API, metrics and status page on ${url}`);
   return { url, close: () => app.close() };
 }
