@@ -20,16 +20,18 @@ export function registerApiRoutes(app: FastifyInstance, control: ServiceControl,
 
   app.get<{ Params: JobParams }>('/api/jobs/:name', async (req) => job(req.params.name));
 
-  app.get<{ Params: JobParams }>('/api/jobs/:name/backups', async (req) => {
+  app.get<{ Params: JobParams }>('/api/jobs/:name/backups', async (req, reply) => {
     job(req.params.name);
-    // A client that hangs up stops the listing.
+    // A client that hangs up stops the listing (the response closes before it was written).
     const abort = new AbortController();
-    const stop = () => abort.abort();
-    req.raw.once('close', stop);
+    const gone = () => {
+      if (!reply.raw.writableEnded) abort.abort();
+    };
+    reply.raw.once('close', gone);
     try {
       return catalogueJson(await control.backups(req.params.name, abort.signal));
     } finally {
-      req.raw.off('close', stop);
+      reply.raw.off('close', gone);
     }
   });
 
