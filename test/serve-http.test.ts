@@ -299,4 +299,28 @@ describe('serve over HTTP', () => {
     }
     assert.ok(serve.logs().every((l) => !('headers' in l) && !('req' in l)), 'no request headers are logged');
   });
+
+  test('while it stops (SIGTERM, a backup still running): readyz 503 stopping, new runs 409, the API answers until the backup ends', async () => {
+    etcd.nodes[0]!.pause();
+    let paused = true;
+    try {
+      const started = await http('/api/jobs/main/run', { method: 'POST', token: TOKEN });
+      assert.equal(started.status, 202, started.text);
+      serve.signal('SIGTERM');
+      await serve.waitForLog((l) => l.event === 'shutdown' && Array.isArray(l.running), 'the shutdown to wait for the running backup');
+      const r = await http('/readyz');
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.json.status, 'stopping');
+      assert.equal(r.json.stopping, true);
+      assertError(await http('/api/jobs/main/run', { method: 'POST', token: TOKEN }), 409, 'busy', /shutting down/);
+      assert.equal((await http(`/api/runs/${started.json.run.id}`)).json.status, 'running');
+      etcd.nodes[0]!.resume();
+      paused = false;
+      const end = await serve.waitForLog((l) => l.event === 'end' && l.run === started.json.run.id, 'the running backup to end');
+      assert.equal(end.status, 'succeeded');
+      assert.equal((await serve.exited).code, 0, serve.stderr());
+    } finally {
+      if (paused) etcd.nodes[0]!.resume();
+    }
+  });
 });
