@@ -160,6 +160,32 @@ describe('scheduled backups', () => {
   });
 });
 
+describe('verify schedule', () => {
+  test('checks the stored backups end to end with the identity; a damaged archive fails the verify run, named', async () => {
+    const s = await serve((port) => yaml(port, [job('checked', ['to: ./stores/checked', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"'])]));
+    const backup = await s.waitForLog((l) => l.event === 'end' && l.kind === 'backup' && l.status === 'succeeded', 'the start-up backup');
+    const good = await s.waitForLog((l) => l.event === 'end' && l.kind === 'verify' && l.time > backup.time, 'a verify run after the backup');
+    assert.equal(good.status, 'succeeded', JSON.stringify(good));
+    assert.equal(good.checked, 1);
+    assert.equal(good.damaged, 0);
+
+    const store = join(dir, 'stores/checked');
+    const archive = readdirSync(store).find((f) => f.includes('.archive'))!;
+    const bytes = readFileSync(join(store, archive));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(join(store, archive), bytes);
+    const flipped = new Date().toISOString();
+    assert.ok(runEnds(s, 'checked', 'verify').every((l) => l.status === 'succeeded'), 'every verify before the damage passed');
+    const bad = await s.waitForLog((l) => l.event === 'end' && l.kind === 'verify' && l.time > flipped && l.status === 'failed', 'a verify run that sees the damage', 15_000);
+    assert.equal(bad.status, 'failed', JSON.stringify(bad));
+    assert.equal(bad.damaged, 1);
+    assert.equal(bad.error?.kind, 'archive');
+    assert.match(bad.error!.message, new RegExp(`1 of 1 backups failed the check; first: ${backup.backup as string}`));
+    assert.ok(!s.stderr().includes('AGE-SECRET-KEY'), 'the identity never reaches the log');
+    await s.stop();
+  });
+});
+
 describe('shutdown', () => {
   async function hangingRun(grace: string): Promise<{ s: ServeProcess; other: EtcdCluster; run: string }> {
     const other = await startEtcd();
