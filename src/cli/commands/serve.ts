@@ -52,7 +52,7 @@ function summary(config: ServiceConfig, now = new Date()): string {
     `listen    ${d.listen}${config.listen.loopback ? ' (loopback)' : ''}`,
     `token     ${d.token === 'set' ? 'set (hidden)' : 'none (loopback only)'}`,
   ];
-  if (d.ha) out.push(`ha        election on ${d.ha.election}`);
+  if (d.ha) out.push(`ha        election on ${d.ha.election}, through job "${d.ha.job}"'s etcd, lease TTL ${d.ha.ttl} s`);
   for (const job of config.jobs) {
     const j = job.describe();
     const next = job.nextRun(now);
