@@ -91,6 +91,8 @@ export interface RoleView {
   instance: string;
   /** The election key, with ha. */
   election?: string;
+  /** With ha: the instance that leads, as etcd last said (absent while unknown, e.g. etcd unreachable). */
+  leaderInstance?: string;
 }
 
 export interface ReadyCheck {
