@@ -26,7 +26,7 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
-  etcd-shield serve --check --config examples/serve.yaml   (the service itself comes later)
+  etcd-shield serve --config examples/serve.yaml     (serve --check validates the file first)
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
 Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's plugin directory as "etcd"):
@@ -34,6 +34,18 @@ Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's
 
 Exit codes: 0 ok, 1 usage, 2 unsupported action, 4 failure, 10 bad -e JSON,
 12 required field missing, 13 field of the wrong type.`;
+
+const SERVE_HELP = `
+The service runs each job's backups on its cron schedule (seconds allowed, in its time zone), applies
+its keep rules after each success, checks stored backups on its verify schedule, and serves:
+  GET  /             status page            GET /metrics          Prometheus text
+  GET  /healthz      the process lives      GET /readyz           config loaded, stores reachable
+  GET  /api/jobs     jobs, runs, next runs  GET /api/jobs/NAME/backups
+  POST /api/jobs/NAME/run   (Authorization: Bearer TOKEN)   GET /api/runs/ID
+A job still running skips its next tick; a backup missed while the service was down runs at start.
+SIGTERM or Ctrl-C: schedules stop, running backups get shutdown_grace (60 s) to finish, then are
+aborted leaving no backup and no partial object; a second signal aborts them at once.
+Logs: JSON lines on stderr, readable lines at a terminal. Full reference: docs/service.md.`;
 
 function isDebug(): boolean {
   return process.argv.includes('-D') || process.argv.includes('--debug') || shieldBool(process.env.DEBUG ?? '') === true;
@@ -136,10 +148,12 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
 
   program
     .command('serve')
-    .description('run scheduled backups as a service (coming); for now --check validates the service configuration file')
-    .option('-c, --config <file>', 'the service configuration (YAML): listen, token, jobs')
+    .description('run scheduled backups as a service: schedules, retention, verify runs, HTTP API, metrics and a status page')
+    .option('-c, --config <file>', 'the service configuration (YAML): listen, token, jobs (see examples/serve.yaml)')
     .option('--check', 'check the file (every job, field and secret source) and print a summary; exit 0 if valid, 1 if not')
-    .action(async (opts: ServeCommandOptions) => run(async (ctx) => (await import('./commands/serve')).runServe(opts, ctx)));
+    .addHelpText('after', SERVE_HELP)
+    // The service handles its own signals: the first lets running backups finish, the second aborts them cleanly.
+    .action(async (opts: ServeCommandOptions) => (await import('./commands/serve')).runServe(opts, stderrContext(new AbortController().signal)));
 
   return program;
 }

@@ -17,8 +17,9 @@ export { ServiceConfigError, formatProblem, type ConfigProblem } from './errors'
 export const DEFAULT_LISTEN = '127.0.0.1:9469';
 export const DEFAULT_TIMEZONE = 'UTC';
 const JOB_NAME = /^[a-z0-9_-]+$/;
-const TOP_KEYS = ['listen', 'token', 'token_env', 'token_file', 'ha', 'jobs'];
-const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'keep', 'verify'];
+const TOP_KEYS = ['listen', 'token', 'token_env', 'token_file', 'shutdown_grace', 'ha', 'jobs'];
+export const DEFAULT_GRACE_SECONDS = 60;
+const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'identity_file', 'keep', 'verify'];
 
 export interface Listen {
   host: string;
@@ -37,6 +38,7 @@ export interface JobSummary {
   verify?: string;
   compress: Compression;
   encryptTo: string[];
+  identityFile?: string;
   keep: KeepRules;
 }
 
@@ -55,6 +57,8 @@ export class ServiceJob {
     readonly encryptTo: readonly string[],
     readonly keep: KeepRules,
     readonly verify?: string,
+    /** An age identity file for verifying encrypted backups; read (and checked) when the service starts. */
+    readonly identityFile?: string,
   ) {
     this.#etcd = etcd;
   }
@@ -91,6 +95,7 @@ export class ServiceJob {
       verify: this.verify,
       compress: this.compress,
       encryptTo: [...this.encryptTo],
+      identityFile: this.identityFile,
       keep: { ...this.keep },
     };
   }
@@ -108,8 +113,17 @@ export interface ServiceSummary {
   source: string;
   listen: string;
   token: 'set' | 'none';
+  shutdownGraceSeconds: number;
   ha?: HaConfig;
   jobs: JobSummary[];
+  warnings: string[];
+}
+
+export interface ServiceSettings {
+  /** How long a running backup may go on after SIGTERM/SIGINT before it is aborted. */
+  shutdownGraceSeconds: number;
+  /** Things that are allowed but worth telling (e.g. no token off loopback). */
+  warnings: string[];
 }
 
 /** A checked service configuration. The API token is only reachable through `token`, never enumerated or serialised. */
@@ -122,6 +136,7 @@ export class ServiceConfig {
     token: string | undefined,
     readonly ha: HaConfig | undefined,
     readonly jobs: readonly ServiceJob[],
+    readonly settings: ServiceSettings = { shutdownGraceSeconds: DEFAULT_GRACE_SECONDS, warnings: [] },
   ) {
     this.#token = token;
   }
@@ -132,7 +147,7 @@ export class ServiceConfig {
 
   describe(): ServiceSummary {
     const host = this.listen.host.includes(':') ? `[${this.listen.host}]` : this.listen.host;
-    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', ha: this.ha && { ...this.ha }, jobs: this.jobs.map((j) => j.describe()) };
+    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', shutdownGraceSeconds: this.settings.shutdownGraceSeconds, ha: this.ha && { ...this.ha }, jobs: this.jobs.map((j) => j.describe()), warnings: [...this.settings.warnings] };
   }
 
   toJSON(): ServiceSummary {
@@ -185,9 +200,12 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
   const topCtx: BlockContext = { env: opts.env, readFile, resolvePath: (p) => resolve(baseDir, p), problem: (f, m, p) => top(f, m, p) };
   const listen = parseListen(root.listen ?? DEFAULT_LISTEN, (m) => top('listen', m, ['listen']));
   const token = readToken(root, topCtx);
+  const warnings: string[] = [];
   if (listen && !listen.loopback && token === undefined && !tokenGiven(root)) {
-    top('token', `is required when listen (${String(root.listen)}) is not a loopback address: give token_file or token_env`, ['listen']);
+    // Allowed, as the issue asks, but loudly: the API then refuses runs from anywhere but loopback.
+    warnings.push(`listen ${String(root.listen)} is not a loopback address and no token is set: anyone who reaches it can read the jobs, and POST /api/jobs/NAME/run is refused except from loopback; set token_file or token_env`);
   }
+  const grace = parseSeconds(root.shutdown_grace ?? DEFAULT_GRACE_SECONDS, (m) => top('shutdown_grace', m, ['shutdown_grace']));
   const ha = parseHa(root.ha, top);
 
   const jobs: ServiceJob[] = [];
@@ -213,7 +231,7 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
   }
   const haConfig = resolveHa(ha, [...names.keys()], top);
   if (problems.length) throw new ServiceConfigError(source, byLine(problems));
-  return new ServiceConfig(source, listen!, token, haConfig, jobs);
+  return new ServiceConfig(source, listen!, token, haConfig, jobs, { shutdownGraceSeconds: grace ?? DEFAULT_GRACE_SECONDS, warnings });
 }
 
 type Map_ = Record<string, unknown>;
@@ -242,6 +260,14 @@ export function parseListen(value: unknown, fail: (message: string) => void): Li
   if (port < 1 || port > 65535) return void fail(`"${text}" has port ${port}, outside 1-65535`);
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   return { host, port, loopback };
+}
+
+/** A number of seconds, or a string like "90s" or "2m"; whole, 0 to a day. */
+function parseSeconds(value: unknown, fail: (message: string) => void): number | undefined {
+  const m = typeof value === 'number' ? [String(value), String(value), 's'] : typeof value === 'string' ? /^(\d+)\s*(s|m)?$/.exec(value.trim()) : null;
+  const n = m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 86400) return void fail(`${JSON.stringify(value)} is not a duration: give seconds (60), "90s" or "2m", at most a day`);
+  return n;
 }
 
 function tokenGiven(root: Map_): boolean {
@@ -377,9 +403,16 @@ function parseJob(raw: unknown, i: number, ctx: BlockContext, problems: ConfigPr
 
   const recipients = parseJobRecipients(raw, ctx, fail, base);
   const keep = parseKeep(raw.keep, fail, [...base, 'keep']);
+  let identityFile: string | undefined;
+  if (raw.identity_file !== undefined && raw.identity_file !== null) {
+    if (typeof raw.identity_file !== 'string' || raw.identity_file.trim() === '') fail('identity_file', 'must be the path of an age identity file (as age-keygen writes it)');
+    else identityFile = resolve(baseDir, raw.identity_file);
+  } else if (raw.verify !== undefined && raw.verify !== null && recipients.length > 0) {
+    fail('identity_file', 'is required with verify on an encrypted job: verifying reads the backups, which needs an age identity of one of the recipients', [...base, 'verify']);
+  }
 
   if (!ok || !etcd || !store || name === undefined) return undefined;
-  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string));
+  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string), identityFile);
 }
 
 type Fail = (field: string, message: string, path?: YamlPath) => void;

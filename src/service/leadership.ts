@@ -4,12 +4,12 @@
  * notices a lost lease after twice its TTL, while the others take over after
  * one TTL, so this role watches its own keep-alives and steps down early.
  */
-import { hostname } from 'node:os';
 import { Lease, type Campaign, type Election, type Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { connect } from '../etcd/connect';
 import { ConfigError } from '../errors';
 import type { HaConfig, ServiceJob } from './config';
+import { instanceId, type Role } from './role';
 import type { RoleView } from './types';
 
 /** The keep-alive age (as a share of the TTL) at which a leader gives up: before etcd can expire its lease. */
@@ -29,12 +29,7 @@ export interface ElectedRoleOptions {
   instance?: string;
 }
 
-/** This host and process, as the election shows it. */
-export function instanceId(): string {
-  return `${hostname()}:${process.pid}`;
-}
-
-export class ElectedRole {
+export class ElectedRole implements Role {
   readonly instance: string;
   private readonly client: Etcd3;
   private readonly electionOf: Election;

@@ -31,7 +31,8 @@ export interface RunView {
   backup?: string;
   keys?: number;
   leases?: number;
-  revision?: number;
+  /** int64, as a decimal string (as etcd and the manifest give it). */
+  revision?: string;
   /** Bytes in the store (after compression and encryption). */
   bytes?: number;
   /** Bytes of the archive before compression. */
@@ -89,10 +90,10 @@ export interface RoleView {
   ha: boolean;
   /** This instance's id in the election (host:pid). */
   instance: string;
+  /** The instance that leads now, as etcd last said; absent while unknown (e.g. etcd unreachable). */
+  leaderInstance?: string;
   /** The election key, with ha. */
   election?: string;
-  /** With ha: the instance that leads, as etcd last said (absent while unknown, e.g. etcd unreachable). */
-  leaderInstance?: string;
 }
 
 export interface ReadyCheck {

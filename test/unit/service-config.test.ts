@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, ERROR_KINDS } from '../../src/errors';
@@ -91,6 +91,7 @@ describe('a valid file', () => {
       `    encrypt_to: [${R1}]`,
       '    keep: { last: 4, hourly: 24, daily: 7, weekly: 4, monthly: 6, yearly: 0 }',
       '    verify: "0 30 3 * * *"',
+      '    identity_file: keys/backup.txt',
     ].join('\n');
     const c = load(text);
     assert.equal(c.describe().listen, '127.0.0.1:9469');
@@ -103,6 +104,7 @@ describe('a valid file', () => {
     assert.deepEqual(j.encryptTo, [R1]);
     assert.deepEqual(j.keep, { last: 4, hourly: 24, daily: 7, weekly: 4, monthly: 6, yearly: 0 });
     assert.equal(j.verify, '0 30 3 * * *');
+    assert.equal(j.identityFile, resolve(opts({}).baseDir!, 'keys/backup.txt'));
     // 02:30 in Berlin in winter is 01:30 UTC.
     assert.equal(j.nextRun(new Date('2026-12-02T08:00:00Z'))?.toISOString(), '2026-12-03T01:30:00.000Z');
   });
@@ -200,6 +202,18 @@ describe('every problem, named by job, field and line', () => {
     oneProblem(two, /^serve\.yaml:9: job "other": to: is also the store of job "main"/);
   });
 
+  test('verify on an encrypted job needs identity_file (verifying reads the backups)', () => {
+    oneProblem(yaml([`encrypt_to: [${R1}]`, 'verify: "0 30 3 * * *"']), /job "main": identity_file: is required with verify on an encrypted job/);
+    assert.equal(load(yaml([`encrypt_to: [${R1}]`])).jobs[0]!.identityFile, undefined);
+  });
+
+  test('shutdown_grace: seconds, "90s" or "2m"; 60 s by default', () => {
+    assert.equal(load(yaml()).settings.shutdownGraceSeconds, 60);
+    assert.equal(load(yaml([], ['shutdown_grace: 5'])).settings.shutdownGraceSeconds, 5);
+    assert.equal(load(yaml([], ['shutdown_grace: "2m"'])).settings.shutdownGraceSeconds, 120);
+    oneProblem(yaml([], ['shutdown_grace: soon']), /shutdown_grace: "soon" is not a duration/);
+  });
+
   test('a bad cron, a bad verify cron, a bad time zone', () => {
     assert.equal(
       oneProblem(yaml().replace('"0 */15 * * * *"', '"0 */15 * *"'), /schedule/),
@@ -263,10 +277,12 @@ describe('every problem, named by job, field and line', () => {
     assert.match(lines[0]!, /job "other": schedule/);
   });
 
-  test('listen: host:port with a port in range; a token is required off loopback; only one token source', () => {
+  test('listen: host:port with a port in range; no token off loopback is a warning; only one token source', () => {
     oneProblem(yaml().replace('127.0.0.1:9469', '127.0.0.1:0'), /^serve\.yaml:1: listen: "127\.0\.0\.1:0" has port 0, outside 1-65535/);
     oneProblem(yaml().replace('127.0.0.1:9469', 'localhost'), /listen: "localhost" is not host:port/);
-    oneProblem(yaml().replace('127.0.0.1:9469', '0.0.0.0:9469'), /^serve\.yaml:1: token: is required when listen \(0\.0\.0\.0:9469\) is not a loopback address/);
+    const open = load(yaml().replace('127.0.0.1:9469', '0.0.0.0:9469'));
+    assert.equal(open.settings.warnings.length, 1);
+    assert.match(open.settings.warnings[0]!, /0\.0\.0\.0:9469 is not a loopback address and no token is set.*refused except from loopback/);
     assert.equal(load(yaml().replace('127.0.0.1:9469', '"[::1]:9469"')).listen.loopback, true);
     oneProblem(yaml([], [`token: ${TOKEN}`, 'token_env: API_TOKEN']), /token_env: give only one of token, token_env and token_file/);
     const missing = oneProblem(yaml([], ['token_env: API_TOKEN']), /^serve\.yaml:2: token_env: environment variable API_TOKEN is not set$/);
