@@ -11,7 +11,9 @@ import { resolveConfig } from '../src/config/config';
 import { connect } from '../src/etcd/connect';
 import { ElectedRole } from '../src/service/leadership';
 import { childEnv } from './cli';
-import { startEtcd, track, type EtcdCluster } from './harness';
+import { listBackups } from '../src/api/catalogue';
+import { makeTestDir, removeTestDir, startEtcd, track, type EtcdCluster } from './harness';
+import { startServe, type LogLine, type ServeProcess } from './serve-harness';
 
 const TTL = 2;
 /** Generous: a loaded machine may be slow; the tests assert order and mechanism, not speed. */
@@ -237,5 +239,90 @@ describe('ElectedRole: candidates in processes of their own', () => {
     assert.equal(leads(leader), 1, events.join(', '));
     assert.equal(leads(follower), 1, events.join(', '));
     assert.equal(leader.child.exitCode, null, 'the thawed instance is still running');
+  });
+});
+
+/** Seconds between ticks of the schedule below; every tick second is a multiple of it. */
+const TICK = 3;
+const tickOf = (time: string | Date) => Math.floor(new Date(time).getTime() / (TICK * 1000));
+
+describe('two real serve processes, one config, one directory store', () => {
+  let cluster: EtcdCluster;
+  let dir: string;
+  const running: ServeProcess[] = [];
+
+  before(async () => {
+    dir = makeTestDir();
+    cluster = await startEtcd();
+    for (let i = 0; i < 20; i++) await cluster.etcdctl(['put', `/app/k${i}`, `v${i}`], { check: true });
+  });
+  after(async () => {
+    await Promise.all(running.map((s) => s.stop(5000)));
+    await cluster?.stop();
+    if (dir) await removeTestDir(dir);
+  });
+
+  const config = (port: number) =>
+    [
+      `listen: 127.0.0.1:${port}`,
+      `ha: { election: /etcd-shield/serve-ha-test, ttl: ${TTL} }`,
+      'jobs:',
+      '  - name: main',
+      `    etcd: { url: "${cluster.url}", timeout: "5" }`,
+      '    prefix: /app/',
+      '    to: ./store',
+      `    schedule: "*/${TICK} * * * * *"`,
+      '',
+    ].join('\n');
+
+  /** Scheduled backups that succeeded, as the process logged them: tick, backup name. */
+  const scheduled = (s: ServeProcess) => s.logs().filter((l) => l.event === 'end' && l.status === 'succeeded' && l.trigger === 'schedule' && l.kind === 'backup');
+  const startOf = (s: ServeProcess, end: LogLine) => s.logs().find((l) => l.event === 'start' && l.run === end.run)!;
+  const isLeader = (l: LogLine) => l.event === 'leader';
+
+  test('each tick makes exactly one backup; the leader SIGKILLed, the other takes over within the TTL and a tick, and each tick again makes one', async () => {
+    const a = await startServe({ config, dir });
+    running.push(a);
+    const b = await startServe({ config, dir });
+    running.push(b);
+    const leader = await until('one instance leads', () => [a, b].find((s) => s.logs().some(isLeader)), PATIENCE_MS);
+    const follower = leader === a ? b : a;
+    await leader.waitForCount((l) => scheduled(leader).includes(l), 3, '3 scheduled backups by the leader', 10 * TICK * 1000 + PATIENCE_MS);
+    assert.ok(!follower.logs().some(isLeader), 'the follower never led');
+    assert.ok(!follower.logs().some((l) => l.event === 'start'), 'the follower ran nothing');
+
+    leader.signal('SIGKILL');
+    const killedAt = Date.now();
+    assert.equal((await leader.exited).signal, 'SIGKILL', 'the leader process was killed');
+    const before = scheduled(leader).length;
+    const took = await follower.waitForLog(isLeader, 'the follower to lead', TTL * 1000 + TICK * 1000 + PATIENCE_MS);
+    const takeoverMs = new Date(took.time).getTime() - killedAt;
+    await follower.waitForCount((l) => scheduled(follower).includes(l), 3, '3 scheduled backups by the new leader', 10 * TICK * 1000 + PATIENCE_MS);
+    await follower.stop();
+    assert.equal((await follower.exited).code, 0, follower.stderr());
+
+    // The store is the truth: every backup in it was logged by exactly one process.
+    const stored = (await listBackups(join(dir, 'store'))).backups.map((x) => x.name);
+    const logged = [a, b].flatMap((s) => s.logs().filter((l) => l.event === 'end' && l.status === 'succeeded').map((l) => ({ s, l })));
+    assert.deepEqual([...stored].sort(), logged.map(({ l }) => String(l.backup)).sort(), 'each stored backup was made once, by one instance');
+    // Scheduled backups per tick, across both processes.
+    const perTick = new Map<number, string[]>();
+    for (const { s, l } of logged.filter(({ l }) => l.trigger === 'schedule')) {
+      const t = tickOf(startOf(s, l).time);
+      perTick.set(t, [...(perTick.get(t) ?? []), `${s === a ? 'a' : 'b'}:${String(l.backup)}`]);
+    }
+    const doubled = [...perTick].filter(([, names]) => names.length > 1);
+    assert.deepEqual(doubled, [], 'no tick made two backups');
+    const ticksOf = (s: ServeProcess) => scheduled(s).map((l) => tickOf(startOf(s, l).time));
+    const consecutive = (ts: number[]) => ts.every((t, i) => i === 0 || t === ts[i - 1]! + 1);
+    assert.ok(consecutive(ticksOf(leader)), `the first leader made one backup on every tick: ${ticksOf(leader).join(', ')}`);
+    assert.ok(consecutive(ticksOf(follower)), `the new leader made one backup on every tick: ${ticksOf(follower).join(', ')}`);
+    assert.equal(scheduled(leader).length, before, 'nothing more from the dead leader');
+    // The new leader's schedule runs from the first tick after it was elected (unless that tick found
+    // the catch-up backup of its election still running: then it logged a skip).
+    const skipped = follower.logs().filter((l) => l.event === 'skip').map((l) => tickOf(l.time));
+    const firstTick = tickOf(took.time) + 1;
+    assert.ok(ticksOf(follower)[0] === firstTick || (ticksOf(follower)[0] === firstTick + 1 && skipped.includes(firstTick)), `elected in tick ${tickOf(took.time)}, first backup in ${ticksOf(follower)[0]}, skips ${skipped.join(', ')}`);
+    console.log(`takeover ${(takeoverMs / 1000).toFixed(1)} s after the SIGKILL (TTL ${TTL} s, tick ${TICK} s)`);
   });
 });
