@@ -126,10 +126,8 @@ export class ElectedRole implements Role {
   private async confirm(generation: number, campaign: Campaign, lease: Lease): Promise<void> {
     try {
       const sent = Date.now();
-      await within(lease.keepaliveOnce(), this.ttlMs * (1 - STEP_DOWN_AT), 'renewing the lease');
-      const ours = await campaign.getCampaignKey();
-      const oldest = await this.client.getAll().prefix(ours.slice(0, ours.lastIndexOf('/') + 1)).sort('Create', 'Ascend').limit(1).keys();
-      if (oldest[0] !== ours) throw new Error(`another candidate's key (${oldest[0] ?? 'none'}) is older than ours`);
+      // Past this, the lease might expire before we could act on the answer.
+      await within(this.checkOldest(campaign, lease), this.ttlMs * (1 - STEP_DOWN_AT), 'confirming the election');
       if (generation !== this.generation) return;
       this.aliveSince = Math.max(this.aliveSince, sent);
       this.failures = 0;
@@ -141,6 +139,13 @@ export class ElectedRole implements Role {
     } catch (err) {
       this.lost(generation, err as Error);
     }
+  }
+
+  private async checkOldest(campaign: Campaign, lease: Lease): Promise<void> {
+    await lease.keepaliveOnce();
+    const ours = await campaign.getCampaignKey();
+    const oldest = await this.client.getAll().prefix(ours.slice(0, ours.lastIndexOf('/') + 1)).sort('Create', 'Ascend').limit(1).keys();
+    if (oldest[0] !== ours) throw new Error(`another candidate's key (${oldest[0] ?? 'none'}) is older than ours`);
   }
 
   private checkLease(generation: number): void {
