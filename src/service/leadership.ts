@@ -43,8 +43,8 @@ export class ElectedRole implements Role {
   private campaign: Campaign | undefined;
   private stopped = false;
   private failures = 0;
-  /** When the newest answered keep-alive was sent: etcd's lease lives at least a TTL from then. */
-  private aliveSince = 0;
+  /** When (monotonicMs) the newest answered keep-alive was sent: etcd's lease lives at least a TTL from then. */
+  private aliveSince = -Infinity;
   private watchdog: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private leaderPoll: NodeJS.Timeout | undefined;
@@ -71,7 +71,7 @@ export class ElectedRole implements Role {
   }
 
   private leaseFresh(): boolean {
-    return Date.now() - this.aliveSince <= this.ttlMs * STEP_DOWN_AT;
+    return monotonicMs() - this.aliveSince <= this.ttlMs * STEP_DOWN_AT;
   }
 
   async start(onChange: (leader: boolean) => void): Promise<void> {
@@ -109,7 +109,7 @@ export class ElectedRole implements Role {
     this.campaign = campaign;
     const lease = leaseOf(campaign);
     let sentAt: number | undefined;
-    lease.on('keepaliveFired', () => (sentAt ??= Date.now()));
+    lease.on('keepaliveFired', () => (sentAt ??= monotonicMs()));
     lease.on('keepaliveSucceeded', () => {
       if (sentAt !== undefined) this.aliveSince = Math.max(this.aliveSince, sentAt);
       sentAt = undefined;
@@ -125,7 +125,7 @@ export class ElectedRole implements Role {
    */
   private async confirm(generation: number, campaign: Campaign, lease: Lease): Promise<void> {
     try {
-      const sent = Date.now();
+      const sent = monotonicMs();
       // Past this, the lease might expire before we could act on the answer.
       await within(this.checkOldest(campaign, lease), this.ttlMs * (1 - STEP_DOWN_AT), 'confirming the election');
       if (generation !== this.generation) return;
@@ -149,7 +149,7 @@ export class ElectedRole implements Role {
   }
 
   private checkLease(generation: number): void {
-    if (!this.leaseFresh()) this.lost(generation, new Error(`no lease keep-alive answered for ${((Date.now() - this.aliveSince) / 1000).toFixed(1)} s`));
+    if (!this.leaseFresh()) this.lost(generation, new Error(`no lease keep-alive answered for ${((monotonicMs() - this.aliveSince) / 1000).toFixed(1)} s`));
   }
 
   /** The campaign failed or the lease is in doubt: stop leading now, drop the campaign, try again later. */
@@ -197,6 +197,11 @@ export class ElectedRole implements Role {
         this.log.info({ event: 'election-leader', leader: leader ?? null }, leader ? `the leader is ${leader}` : 'no instance leads, or etcd cannot say');
       });
   }
+}
+
+/** Lease ages are measured on a clock that a wall-clock step (NTP, an operator) cannot move. */
+function monotonicMs(): number {
+  return performance.now();
 }
 
 /** etcd3 keeps a campaign's lease private; its keep-alive events are what tells us it still holds. */
