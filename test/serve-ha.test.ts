@@ -70,21 +70,24 @@ async function candidateKeys(client: Etcd3, election: string): Promise<string[]>
   return client.getAll().prefix(`election/${election}/`).sort('Create', 'Ascend').keys();
 }
 
+// One etcd for all: each test campaigns on an election key of its own.
+let cluster: EtcdCluster;
+/** A client of the test's own, to look at the candidates' keys. */
+let observer: Etcd3;
+before(async () => {
+  cluster = await startEtcd();
+  observer = new Etcd3({ hosts: cluster.endpoints });
+});
+after(async () => {
+  observer?.close();
+  await cluster?.stop();
+});
+
 describe('ElectedRole: two candidates in one process, one etcd', () => {
-  let cluster: EtcdCluster;
-  let observer: Etcd3;
   const running: Candidate[] = [];
   let seq = 0;
 
-  before(async () => {
-    cluster = await startEtcd();
-    observer = new Etcd3({ hosts: cluster.endpoints });
-  });
-  after(async () => {
-    await Promise.all(running.map((c) => c.role.stop()));
-    observer?.close();
-    await cluster?.stop();
-  });
+  after(() => Promise.all(running.map((c) => c.role.stop())));
 
   async function pair(ttl = TTL): Promise<{ election: string; a: Candidate; b: Candidate }> {
     events = [];
@@ -180,20 +183,12 @@ function candidateProcess(cluster: EtcdCluster, name: string, election: string):
 const leads = (p: Process_) => p.logs.filter((l) => l.event === 'leader').length;
 
 describe('ElectedRole: candidates in processes of their own', () => {
-  let cluster: EtcdCluster;
-  let observer: Etcd3;
   const procs: Process_[] = [];
   let seq = 0;
 
-  before(async () => {
-    cluster = await startEtcd();
-    observer = new Etcd3({ hosts: cluster.endpoints });
-  });
   after(async () => {
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
     await Promise.all(procs.map((p) => p.exited));
-    observer?.close();
-    await cluster?.stop();
   });
 
   async function pair(): Promise<{ election: string; leader: Process_; follower: Process_ }> {
@@ -247,18 +242,15 @@ const TICK = 3;
 const tickOf = (time: string | Date) => Math.floor(new Date(time).getTime() / (TICK * 1000));
 
 describe('two real serve processes, one config, one directory store', () => {
-  let cluster: EtcdCluster;
   let dir: string;
   const running: ServeProcess[] = [];
 
   before(async () => {
     dir = makeTestDir();
-    cluster = await startEtcd();
     for (let i = 0; i < 20; i++) await cluster.etcdctl(['put', `/app/k${i}`, `v${i}`], { check: true });
   });
   after(async () => {
     await Promise.all(running.map((s) => s.stop(5000)));
-    await cluster?.stop();
     if (dir) await removeTestDir(dir);
   });
 
