@@ -9,7 +9,8 @@ import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { resolveConfig } from '../src/config/config';
 import { connect } from '../src/etcd/connect';
-import { ElectedRole } from '../src/service/leadership';
+import { loadServiceConfig } from '../src/service/config';
+import { ElectedRole, electedRole } from '../src/service/leadership';
 import { childEnv } from './cli';
 import { listBackups } from '../src/api/catalogue';
 import { makeTestDir, removeTestDir, startEtcd, track, type EtcdCluster } from './harness';
@@ -316,5 +317,68 @@ describe('two real serve processes, one config, one directory store', () => {
     const firstTick = tickOf(took.time) + 1;
     assert.ok(ticksOf(follower)[0] === firstTick || (ticksOf(follower)[0] === firstTick + 1 && skipped.includes(firstTick)), `elected in tick ${tickOf(took.time)}, first backup in ${ticksOf(follower)[0]}, skips ${skipped.join(', ')}`);
     console.log(`takeover ${(takeoverMs / 1000).toFixed(1)} s after the SIGKILL (TTL ${TTL} s, tick ${TICK} s)`);
+  });
+});
+
+describe('ha on an etcd with users (RBAC), through the job named by ha.job', () => {
+  const PASSWORD = 'elect-Secret-4711';
+  let secured: EtcdCluster;
+  const roles: ElectedRole[] = [];
+
+  before(async () => {
+    secured = await startEtcd({
+      rbac: {
+        rootPassword: 'root-Secret-0815',
+        users: [
+          { name: 'backup', password: PASSWORD, readwritePrefix: '/app/' },
+          { name: 'elector', password: PASSWORD, readwritePrefix: 'election/' },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await Promise.all(roles.map((r) => r.stop()));
+    await secured?.stop();
+  });
+
+  function roleFor(user: string, logs: Record<string, unknown>[]): ElectedRole {
+    const text = [
+      'ha: { election: /etcd-shield/rbac, job: second, ttl: 2 }',
+      'jobs:',
+      '  - name: first',
+      '    etcd: { url: "http://127.0.0.1:1" }',
+      '    to: ./a',
+      '    schedule: "0 * * * *"',
+      '  - name: second',
+      `    etcd: { url: "${secured.url}", timeout: "2", auth: "Role-Based Authentication", username: ${user}, password_env: PW }`,
+      '    to: ./b',
+      '    schedule: "0 * * * *"',
+    ].join('\n');
+    const config = loadServiceConfig(text, 'serve.yaml', { env: { PW: PASSWORD }, baseDir: '/tmp' });
+    const role = electedRole(config.ha!, config.jobs, logger(logs));
+    roles.push(role);
+    return role;
+  }
+
+  test('a user without access to election/KEY/ is told what to grant, keeps trying, never leads; the password is in no log line', async () => {
+    const logs: Record<string, unknown>[] = [];
+    const role = roleFor('backup', logs);
+    const changes: boolean[] = [];
+    await role.start((l) => changes.push(l));
+    const failed = await until('a failed campaign is logged', () => logs.filter((l) => l.event === 'election-error').length >= 2 && logs.filter((l) => l.event === 'election-error'));
+    assert.match(String(failed[0]!.reason), /user "backup" .*election\/\/etcd-shield\/rbac\/.*permission denied/);
+    assert.match(String(failed[0]!.hint), /grant-permission --prefix ROLE readwrite/);
+    assert.deepEqual(changes, []);
+    assert.equal(role.isLeader(), false);
+    assert.ok(!JSON.stringify(logs).includes(PASSWORD), 'no password in the log');
+  });
+
+  test('a user with read-write on election/ leads, through the etcd of job "second" (the first job has no etcd)', async () => {
+    const logs: Record<string, unknown>[] = [];
+    const role = roleFor('elector', logs);
+    await role.start(() => undefined);
+    await until('it leads', () => role.isLeader());
+    assert.equal(role.view().election, '/etcd-shield/rbac');
+    assert.ok(!JSON.stringify(logs).includes(PASSWORD), 'no password in the log');
   });
 });

@@ -7,6 +7,7 @@
 import { Lease, type Campaign, type Election, type Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { connect } from '../etcd/connect';
+import { explainEtcdError } from '../etcd/explain';
 import { ConfigError } from '../errors';
 import type { HaConfig, ServiceJob } from './config';
 import { instanceId, type Role } from './role';
@@ -27,7 +28,12 @@ export interface ElectedRoleOptions {
   logger: Logger;
   /** Default `hostname:pid`. */
   instance?: string;
+  /** Turns an etcd client error into one that says what to do (the role logs message and hint). */
+  explain?: (err: Error) => { kind: string; message: string; hint: string };
 }
+
+/** Our own reasons to doubt the leadership: they need no explaining. */
+class LeadershipDoubt extends Error {}
 
 export class ElectedRole implements Role {
   readonly instance: string;
@@ -145,11 +151,11 @@ export class ElectedRole implements Role {
     await lease.keepaliveOnce();
     const ours = await campaign.getCampaignKey();
     const oldest = await this.client.getAll().prefix(ours.slice(0, ours.lastIndexOf('/') + 1)).sort('Create', 'Ascend').limit(1).keys();
-    if (oldest[0] !== ours) throw new Error(`another candidate's key (${oldest[0] ?? 'none'}) is older than ours`);
+    if (oldest[0] !== ours) throw new LeadershipDoubt(`another candidate's key (${oldest[0] ?? 'none'}) is older than ours`);
   }
 
   private checkLease(generation: number): void {
-    if (!this.leaseFresh()) this.lost(generation, new Error(`no lease keep-alive answered for ${((monotonicMs() - this.aliveSince) / 1000).toFixed(1)} s`));
+    if (!this.leaseFresh()) this.lost(generation, new LeadershipDoubt(`no lease keep-alive answered for ${((monotonicMs() - this.aliveSince) / 1000).toFixed(1)} s`));
   }
 
   /** The campaign failed or the lease is in doubt: stop leading now, drop the campaign, try again later. */
@@ -165,15 +171,17 @@ export class ElectedRole implements Role {
       campaign.resign().catch(() => undefined);
     }
     const delay = backoff(this.failures++);
-    const reason = err.message.split('\n')[0];
+    const explained = err instanceof LeadershipDoubt || !this.opts.explain ? undefined : this.opts.explain(err);
+    const reason = explained?.message ?? err.message.split('\n')[0];
+    const hint = explained?.hint;
     if (this.leading) {
       this.leading = false;
       this.leaderInstance = undefined;
       this.readLeader();
-      this.log.warn({ event: 'follower', reason, retryInSeconds: delay / 1000 }, 'stepped down: leadership is in doubt (etcd unreachable or the lease lost); this instance runs no schedules now');
+      this.log.warn({ event: 'follower', reason, hint, retryInSeconds: delay / 1000 }, 'stepped down: leadership is in doubt (etcd unreachable or the lease lost); this instance runs no schedules now');
       this.onChange(false);
     } else {
-      this.log.warn({ event: 'election-error', reason, retryInSeconds: delay / 1000 }, 'the campaign failed; trying again');
+      this.log.warn({ event: 'election-error', reason, hint, retryInSeconds: delay / 1000 }, 'the campaign failed; trying again');
     }
     this.retry = setTimeout(() => this.campaignNow(), delay);
   }
@@ -220,7 +228,7 @@ function backoff(failures: number): number {
 function within<T>(p: Promise<T>, ms: number, what = 'the request'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new LeadershipDoubt(`${what} got no answer within ${ms / 1000} s`)), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
@@ -230,5 +238,6 @@ export function electedRole(ha: HaConfig, jobs: readonly ServiceJob[], logger: L
   const job = jobs.find((j) => j.name === ha.job);
   if (!job) throw new ConfigError(`ha.job "${ha.job}" is not a job of the config`, 'name one of the jobs in ha.job, or leave it out for the first job');
   const connection = connect(job.etcd, job.etcd.endpoints, { warn: (line) => logger.warn({ event: 'etcd', job: job.name }, line) });
-  return new ElectedRole({ connection, election: ha.election, ttl: ha.ttl, logger });
+  const explain = (err: Error) => explainEtcdError(err, { config: job.etcd, action: 'write', prefix: `election/${ha.election}/` });
+  return new ElectedRole({ connection, election: ha.election, ttl: ha.ttl, logger, explain });
 }
