@@ -102,7 +102,8 @@ describe('ElectedRole: two candidates in one process, one etcd', () => {
   const leaders = (...cs: Candidate[]) => cs.filter((c) => c.role.isLeader());
 
   test('exactly one leads, and stays the only leader over several lease periods; the follower knows who leads', async () => {
-    const { election, a, b } = await pair();
+    // A 3 s lease: a 2 s stall of this busy test process would make a leader step down, rightly.
+    const { election, a, b } = await pair(3);
     const [leader] = await until('a leader', () => leaders(a, b).length > 0 && leaders(a, b));
     const follower = leader === a ? b : a;
     // Several TTLs: the leader's keep-alives must hold, and nobody else may lead meanwhile.
