@@ -160,6 +160,36 @@ describe('scheduled backups', () => {
   });
 });
 
+describe('bad input keeps the service up', () => {
+  test('a store that is down: the run fails with a store error naming it, the other job goes on, the service stays up', async () => {
+    const down = await startS3rver({ bucket: 'gone' });
+    const s = await serve(
+      (port) => yaml(port, [job('s3job', ['to: s3://gone/etcd', 'schedule: "*/2 * * * * *"']), job('dirjob', ['to: ./stores/beside', 'schedule: "*/2 * * * * *"'])]),
+      { AWS_ENDPOINT_URL_S3: down.endpoint },
+    );
+    await s.waitForLog((l) => l.event === 'end' && l.job === 's3job' && l.status === 'succeeded', 'a backup while the store is up');
+    await down.stop();
+    const failed = await s.waitForLog((l) => l.event === 'end' && l.job === 's3job' && l.status === 'failed', 'a run against the stopped store', 40_000);
+    assert.equal(failed.error?.kind, 'store', JSON.stringify(failed));
+    assert.match(failed.error!.message, /s3:\/\/gone\/etcd|127\.0\.0\.1/);
+    const after = await s.waitForLog((l) => l.event === 'end' && l.job === 'dirjob' && l.status === 'succeeded' && l.time > failed.time, 'the other job after the failure');
+    assert.ok(after);
+    assert.equal(s.proc.exitCode, null, 'the service is still up');
+    assert.ok(!s.stderr().includes('S3RVER'), 'no credential in the log');
+    await s.stop();
+  });
+
+  test('a malformed config: serve exits 1 before starting, naming the file, line and field', async () => {
+    const r = await runCli(['serve', '--config', join(dir, 'missing-jobs.yaml')]);
+    assert.equal(r.code, 1, r.stderr);
+    writeFileSync(join(dir, 'bad.yaml'), 'listen: 127.0.0.1:1\njobs:\n  - name: x\n    etcd: { url: "http://127.0.0.1:1" }\n    to: ./x\n    schedule: "every day"\n');
+    const bad = await runCli(['serve', '--config', join(dir, 'bad.yaml')]);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /bad\.yaml:6: job "x": schedule: "every day" is not a cron expression/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+  });
+});
+
 describe('verify schedule', () => {
   test('checks the stored backups end to end with the identity; a damaged archive fails the verify run, named', async () => {
     const s = await serve((port) => yaml(port, [job('checked', ['to: ./stores/checked', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"'])]));
