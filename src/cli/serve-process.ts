@@ -1,5 +1,6 @@
 import type { ServiceConfig } from '../service/config';
 import { createLogger, type Logger } from '../service/log';
+import { electedRole } from '../service/leadership';
 import { SoloRole, type Role } from '../service/role';
 import { startHttpServer } from '../service/http/server';
 import { Service } from '../service/service';
@@ -17,7 +18,7 @@ export async function serve(config: ServiceConfig, opts: { debug: boolean }): Pr
   const logger = createLogger({ pretty: process.stderr.isTTY === true, debug: opts.debug });
   for (const w of config.settings.warnings) logger.warn({ event: 'config' }, w);
   // role: with `ha`, etcd's election decides which instance runs the schedules.
-  const role: Role = new SoloRole();
+  const role: Role = config.ha ? electedRole(config.ha, config.jobs, logger) : new SoloRole();
   const service = await Service.start(config, { logger, role, s3: s3FromEnv(process.env) });
   const stopped = onSignals(logger, config.settings.shutdownGraceSeconds * 1000, service);
   // Listening before "started", so whoever waits for that line can use the API; it answers (readyz: 503) through the grace period.

@@ -114,7 +114,7 @@ export interface ServiceSummary {
   listen: string;
   token: 'set' | 'none';
   shutdownGraceSeconds: number;
-  ha?: { election: string };
+  ha?: HaConfig;
   jobs: JobSummary[];
   warnings: string[];
 }
@@ -134,7 +134,7 @@ export class ServiceConfig {
     readonly source: string,
     readonly listen: Listen,
     token: string | undefined,
-    readonly ha: { election: string } | undefined,
+    readonly ha: HaConfig | undefined,
     readonly jobs: readonly ServiceJob[],
     readonly settings: ServiceSettings = { shutdownGraceSeconds: DEFAULT_GRACE_SECONDS, warnings: [] },
   ) {
@@ -147,7 +147,7 @@ export class ServiceConfig {
 
   describe(): ServiceSummary {
     const host = this.listen.host.includes(':') ? `[${this.listen.host}]` : this.listen.host;
-    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', shutdownGraceSeconds: this.settings.shutdownGraceSeconds, ha: this.ha, jobs: this.jobs.map((j) => j.describe()), warnings: [...this.settings.warnings] };
+    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', shutdownGraceSeconds: this.settings.shutdownGraceSeconds, ha: this.ha && { ...this.ha }, jobs: this.jobs.map((j) => j.describe()), warnings: [...this.settings.warnings] };
   }
 
   toJSON(): ServiceSummary {
@@ -209,10 +209,10 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
   const ha = parseHa(root.ha, top);
 
   const jobs: ServiceJob[] = [];
+  const names = new Map<string, number>();
   if (!Array.isArray(root.jobs) || root.jobs.length === 0) {
     top('jobs', root.jobs === undefined || (Array.isArray(root.jobs) && root.jobs.length === 0) ? 'no jobs: give at least one job (name, etcd, to, schedule)' : 'must be a list of jobs', root.jobs === undefined ? [] : ['jobs']);
   } else {
-    const names = new Map<string, number>();
     const stores = new Map<string, string>();
     root.jobs.forEach((raw, i) => {
       const name = isMap(raw) && typeof raw.name === 'string' ? raw.name : undefined;
@@ -229,8 +229,9 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
       jobs.push(job);
     });
   }
+  const haConfig = resolveHa(ha, [...names.keys()], top);
   if (problems.length) throw new ServiceConfigError(source, byLine(problems));
-  return new ServiceConfig(source, listen!, token, ha, jobs, { shutdownGraceSeconds: grace ?? DEFAULT_GRACE_SECONDS, warnings });
+  return new ServiceConfig(source, listen!, token, haConfig, jobs, { shutdownGraceSeconds: grace ?? DEFAULT_GRACE_SECONDS, warnings });
 }
 
 type Map_ = Record<string, unknown>;
@@ -290,12 +291,49 @@ function readToken(root: Map_, ctx: BlockContext): string | undefined {
   return token;
 }
 
-function parseHa(raw: unknown, top: (f: string, m: string, p: YamlPath) => void): { election: string } | undefined {
+/** How long an instance's lease lives without keep-alives: the longest a dead leader holds on. */
+export const DEFAULT_HA_TTL = 10;
+const HA_TTL_MIN = 2;
+const HA_TTL_MAX = 300;
+const HA_KEYS = ['election', 'job', 'ttl'];
+
+/** Several instances campaign on `election`, through the etcd cluster of job `job`. */
+export interface HaConfig {
+  election: string;
+  job: string;
+  /** Lease TTL in seconds. */
+  ttl: number;
+}
+
+type HaInput = Omit<HaConfig, 'job'> & { job?: string };
+
+function parseHa(raw: unknown, top: (f: string, m: string, p: YamlPath) => void): HaInput | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (!isMap(raw)) return void top('ha', 'must be a map, e.g. { election: /etcd-shield/leader }', ['ha']);
-  unknownKeys(raw, ['election'], (k) => top(`ha.${k}`, 'unknown setting; ha takes election', ['ha', k]));
-  if (typeof raw.election !== 'string' || raw.election.trim() === '') return void top('ha.election', 'must be the etcd key of the election, e.g. /etcd-shield/leader', ['ha', 'election']);
-  return { election: raw.election };
+  unknownKeys(raw, HA_KEYS, (k) => top(`ha.${k}`, `unknown setting; ha takes ${HA_KEYS.join(', ')}`, ['ha', k]));
+  let ok = true;
+  if (typeof raw.election !== 'string' || raw.election.trim() === '') {
+    ok = false;
+    top('ha.election', 'must be the etcd key of the election, e.g. /etcd-shield/leader', ['ha', 'election']);
+  }
+  if (raw.job !== undefined && (typeof raw.job !== 'string' || raw.job.trim() === '')) {
+    ok = false;
+    top('ha.job', 'must be the name of the job whose etcd holds the election (default: the first job)', ['ha', 'job']);
+  }
+  const ttl = raw.ttl ?? DEFAULT_HA_TTL;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < HA_TTL_MIN || ttl > HA_TTL_MAX) {
+    ok = false;
+    top('ha.ttl', `${JSON.stringify(ttl)} is not a whole number of seconds from ${HA_TTL_MIN} to ${HA_TTL_MAX} (default ${DEFAULT_HA_TTL})`, ['ha', 'ttl']);
+  }
+  return ok ? { election: raw.election as string, job: raw.job as string | undefined, ttl: ttl as number } : undefined;
+}
+
+/** The job named by ha.job (or the first one) must be in the file; `jobs` are the names given, even of jobs with problems. */
+function resolveHa(ha: HaInput | undefined, jobs: readonly string[], top: (f: string, m: string, p: YamlPath) => void): HaConfig | undefined {
+  if (!ha || jobs.length === 0) return undefined;
+  const job = ha.job ?? jobs[0]!;
+  if (!jobs.includes(job)) return void top('ha.job', `"${job}" is not a job of this file; give one of ${jobs.join(', ')}`, ['ha', 'job']);
+  return { election: ha.election, job, ttl: ha.ttl };
 }
 
 /** Checks one cron expression in a zone; returns the problem or undefined. */

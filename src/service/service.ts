@@ -96,7 +96,7 @@ export class Service implements ServiceControl {
   trigger(name: string): RunView {
     const e = this.#entry(name);
     if (this.#stopping) throw new JobBusyError(`the service is shutting down; job "${name}" takes no new run`, 'start the run on another instance, or after the restart');
-    if (!this.#leader) {
+    if (!this.#leader || !this.#role.isLeader()) {
       const leader = this.#role.view().leaderInstance;
       throw new JobBusyError(`this instance is a follower; only the leader${leader ? ` (${leader})` : ''} runs backups`, 'send the request to the leader: GET /api/jobs says which instance leads');
     }
@@ -197,13 +197,14 @@ export class Service implements ServiceControl {
     const period = periodMs(e.job, now);
     const last = e.state.lastSuccessAt;
     if (period === undefined || (last && now.getTime() - last.getTime() <= period)) return;
-    if (this.#stopping || !this.#leader || e.state.current) return;
+    if (this.#stopping || !this.#leader || !this.#role.isLeader() || e.state.current) return;
     this.#log.info({ event: 'catch-up', job: e.job.name, lastSuccess: last?.toISOString() ?? null }, last ? `job "${e.job.name}": last backup ${last.toISOString()} is older than one period; running it now` : `job "${e.job.name}": the store holds no backup yet; running one now`);
     this.#start(e, 'backup', 'startup');
   }
 
   #tick(e: Entry, kind: RunKind): void {
-    if (!this.#leader || this.#stopping) return;
+    // The role knows first when its lease is in doubt (a tick can fire before its step-down does).
+    if (!this.#leader || !this.#role.isLeader() || this.#stopping) return;
     const current = e.state.current;
     if (current) {
       const skipped = e.state.skip(kind, 'schedule', `run ${current.id} (${current.kind}, since ${current.startedAt}) was still going`);

@@ -90,7 +90,7 @@ export interface RoleView {
   ha: boolean;
   /** This instance's id in the election (host:pid). */
   instance: string;
-  /** The instance that leads now, when known. */
+  /** The instance that leads now, as etcd last said; absent while unknown (e.g. etcd unreachable). */
   leaderInstance?: string;
   /** The election key, with ha. */
   election?: string;

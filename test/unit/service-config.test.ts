@@ -95,7 +95,8 @@ describe('a valid file', () => {
     ].join('\n');
     const c = load(text);
     assert.equal(c.describe().listen, '127.0.0.1:9469');
-    assert.deepEqual(c.ha, { election: '/etcd-shield/leader' });
+    assert.deepEqual(c.ha, { election: '/etcd-shield/leader', job: 'a-1_b', ttl: 10 }, 'ha defaults: the first job, a 10 s lease');
+    assert.deepEqual(c.describe().ha, { election: '/etcd-shield/leader', job: 'a-1_b', ttl: 10 });
     const j = c.jobs[0]!;
     assert.deepEqual(j.store, { kind: 's3', bucket: 'backups', prefix: 'etcd/a' });
     assert.equal(j.etcd.timeoutMs, 5000);
@@ -255,8 +256,25 @@ describe('every problem, named by job, field and line', () => {
     oneProblem(yaml(['compress: lz4']), /^serve\.yaml:7: job "main": compress: "lz4" is not one of zstd, gzip, none$/);
     oneProblem(yaml(['tz: UTC']), /^serve\.yaml:7: job "main": tz: unknown setting; a job takes .*timezone/);
     oneProblem(yaml([], ['listn: 1.2.3.4:1']), /^serve\.yaml:2: listn: unknown setting/);
-    oneProblem(yaml([], ['ha: { election: /x, ttl: 5 }']), /^serve\.yaml:2: ha\.ttl: unknown setting/);
+    oneProblem(yaml([], ['ha: { election: /x, lease: 5 }']), /^serve\.yaml:2: ha\.lease: unknown setting; ha takes election, job, ttl/);
     oneProblem(yaml([], ['ha: { }']), /ha\.election: must be the etcd key/);
+  });
+
+  test('ha: job names a job of the file, ttl is a whole number of seconds from 2 to 300', () => {
+    const second = ['  - name: other', '    etcd: { url: "http://127.0.0.1:2380" }', '    to: ./store/other', '    schedule: "0 * * * *"'];
+    const two = (ha: string) => yaml([], [ha]) + second.join('\n') + '\n';
+    assert.deepEqual(load(two('ha: { election: /e, job: other, ttl: 3 }')).ha, { election: '/e', job: 'other', ttl: 3 });
+    assert.deepEqual(load(two('ha: { election: /e }')).ha, { election: '/e', job: 'main', ttl: 10 });
+    assert.deepEqual(load(yaml([], ['ha: { election: /e, ttl: 300 }'])).ha, { election: '/e', job: 'main', ttl: 300 });
+    oneProblem(two('ha: { election: /e, job: mian }'), /^serve\.yaml:2: ha\.job: "mian" is not a job of this file; give one of main, other$/);
+    oneProblem(yaml([], ['ha: { election: /e, job: 7 }']), /^serve\.yaml:2: ha\.job: must be the name of the job/);
+    for (const ttl of ['1', '301', '2.5', '"10"', '0', '-4']) {
+      oneProblem(yaml([], [`ha: { election: /e, ttl: ${ttl} }`]), /^serve\.yaml:2: ha\.ttl: .* is not a whole number of seconds from 2 to 300 \(default 10\)$/);
+    }
+    // A job with problems of its own is still a job ha may name: only its own problem is reported.
+    const lines = problems(two('ha: { election: /e, job: other }').replace('schedule: "0 * * * *"', 'schedule: "nope"'));
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /job "other": schedule/);
   });
 
   test('listen: host:port with a port in range; no token off loopback is a warning; only one token source', () => {

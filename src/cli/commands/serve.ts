@@ -81,7 +81,7 @@ function summary(config: ServiceConfig, now = new Date()): string {
     `token     ${d.token === 'set' ? 'set (hidden)' : 'none (loopback only)'}`,
     `grace     ${d.shutdownGraceSeconds} s for running backups on SIGTERM`,
   ];
-  if (d.ha) out.push(`ha        election on ${d.ha.election}`);
+  if (d.ha) out.push(`ha        election on ${d.ha.election}, through job "${d.ha.job}"'s etcd, lease TTL ${d.ha.ttl} s`);
   for (const job of config.jobs) {
     const j = job.describe();
     const next = job.nextRun(now);
