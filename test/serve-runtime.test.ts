@@ -3,13 +3,13 @@
 // runs on ticks, keep rules, no overlap, failures recorded and retried on
 // the next tick, a missed run at start-up, and the shutdown's grace period.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { listBackups } from '../src/api/catalogue';
-import { runCli } from './cli';
-import { type EtcdCluster, makeTestDir, removeTestDir, startEtcd } from './harness';
+import { binPath, childEnv, runCli } from './cli';
+import { type EtcdCluster, freePort, makeTestDir, removeTestDir, startEtcd } from './harness';
 import { startS3rver, type S3rver } from './s3rver';
 import { runEnds, type ServeProcess, startServe } from './serve-harness';
 
@@ -187,6 +187,20 @@ describe('bad input keeps the service up', () => {
     assert.equal(bad.code, 1, bad.stderr);
     assert.match(bad.stderr, /bad\.yaml:6: job "x": schedule: "every day" is not a cron expression/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+  });
+});
+
+describe('logs', () => {
+  test('at a terminal, readable lines (not JSON); in a pipe, one JSON object per line', async () => {
+    writeFileSync(join(dir, 'tty.yaml'), yaml(await freePort(), [job('tty', ['to: ./stores/tty', 'schedule: "0 0 1 1 *"'])]));
+    // script(1) gives the service a terminal; timeout ends it with SIGINT, which it handles like SIGTERM.
+    const out = await new Promise<string>((resolve) =>
+      execFile('timeout', ['-s', 'INT', '8', 'script', '-qec', `${process.execPath} ${binPath} serve --config ${join(dir, 'tty.yaml')}`, '/dev/null'], { env: childEnv() }, (_e, stdout) => resolve(stdout)),
+    );
+    const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+    assert.match(plain, /^\[\d\d:\d\d:\d\d\] INFO: etcd-shield serve: 1 job\(s\) from .*tty\.yaml/m, plain);
+    assert.match(plain, /INFO: backup of job "tty" succeeded in [\d.]+ s .*"keys":\d+/, plain);
+    assert.doesNotMatch(plain, /^\{"level"/m, 'no JSON at a terminal');
   });
 });
 

@@ -22,7 +22,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     // pino-pretty in the same thread: a transport worker would lose the last lines when the process ends on a signal.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pretty = require('pino-pretty') as typeof import('pino-pretty');
-    return pino(base, pretty.build({ destination: 2, sync: true, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss' }));
+    return pino(base, pretty.build({ destination: 2, sync: true, ignore: 'pid,hostname,service,event', translateTime: 'SYS:HH:MM:ss', singleLine: true }));
   }
   return pino(base, opts.destination ?? pino.destination({ fd: 2, sync: true }));
 }

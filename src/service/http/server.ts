@@ -68,9 +68,6 @@ export async function startHttpServer(control: ServiceControl, opts: HttpServerO
   }
   const port = (app.server.address() as AddressInfo).port;
   const url = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
-  if (!listen.loopback && token === undefined) {
-    logger.warn({ event: 'http', url }, 'the API listens beyond loopback without a token: anyone who reaches it can read job status; starting runs stays refused except from loopback. Set token_file or token_env');
-  }
   logger.info({ event: 'http', url }, `HTTP API, metrics and status page on ${url}`);
   return { url, close: () => app.close() };
 }
