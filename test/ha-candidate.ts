@@ -6,6 +6,8 @@ import { connect } from '../src/etcd/connect';
 import { ElectedRole } from '../src/service/leadership';
 
 const [url, election, ttl, name] = process.argv.slice(2);
+// `node --test dist/test/` runs every file here; alone, without arguments, this one has nothing to do.
+if (url === undefined) process.exit(0);
 const logger = pino(pino.destination({ fd: 1, sync: true }));
 const role = new ElectedRole({ connection: connect(resolveConfig({ url: url!, timeout: '2' }).config), election: election!, ttl: Number(ttl), logger, instance: name });
 void role.start((leader) => logger.info({ event: 'change', leader }));
