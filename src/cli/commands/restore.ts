@@ -14,14 +14,19 @@ export interface RestoreCommandOptions extends StoreFlags {
   from?: string;
   backup?: string;
   before?: string;
+  toRevision?: number;
+  toTime?: string;
   identity?: string[];
   dryRun?: boolean;
   limits: RestoreRunOptions['limits'];
 }
 
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.from && (opts.toRevision !== undefined || opts.toTime !== undefined)) return runPointRestore(config, opts.from, opts, ctx);
   if (opts.from) return runStoreRestore(config, opts.from, opts, ctx);
-  if (opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--backup and --before pick a backup in a store', 'add --from DIR or --from s3://bucket/path');
+  if (opts.backup !== undefined || opts.before !== undefined || opts.toRevision !== undefined || opts.toTime !== undefined) {
+    throw new UsageError('--backup, --before, --to-revision and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
+  }
   if (!opts.in && process.stdin.isTTY) {
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
   }
@@ -62,6 +67,33 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
     });
     progress.stop();
     ctx.say(`backup ${summary.backup.name} from ${summary.store}`);
+    report(summary, config, opts, ctx, secondsSince(start));
+  } finally {
+    progress.stop();
+  }
+}
+
+async function runPointRestore(config: Config, from: string, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.in) throw new UsageError('give either --in FILE or --from STORE, not both');
+  if (opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--to-revision and --to-time pick the backup themselves; drop --backup and --before');
+  if (opts.toRevision !== undefined && opts.toTime !== undefined) throw new UsageError('give either --to-revision or --to-time, not both');
+  const start = process.hrtime.bigint();
+  const progress = new Progress();
+  try {
+    const summary = await (await import('../../api/restore-to-point')).restoreToPoint(config, from, {
+      ...storeOptions(opts),
+      toRevision: opts.toRevision,
+      toTime: opts.toTime === undefined ? undefined : parseTime(opts.toTime, '--to-time'),
+      identities: await readIdentities(opts.identity),
+      dryRun: opts.dryRun,
+      limits: opts.limits,
+      signal: ctx.signal,
+      onProgress: progress.onEvent,
+      onWarning: warnings(ctx),
+    });
+    progress.stop();
+    if (opts.toTime !== undefined) ctx.say(`time ${opts.toTime} is revision ${summary.revision}`);
+    ctx.say(`revision ${summary.revision}: backup ${summary.backup.name} (revision ${summary.backup.manifest.revision}) from ${summary.store}, plus ${summary.events} changes to ${summary.changedKeys} keys from ${summary.segments} segment${summary.segments === 1 ? '' : 's'}`);
     report(summary, config, opts, ctx, secondsSince(start));
   } finally {
     progress.stop();
