@@ -133,7 +133,7 @@ export function pathTo(backups: BackupEntry[], segments: SegmentEntry[], target:
       if (t === backup.takenAt.getTime()) return { backup, segments: [] };
     }
   }
-  const newest = recoveryWindows(candidates, segments).pop();
-  const past = newest && ('revision' in target ? target.revision > newest.toRevision : target.time > newest.toTime);
-  throw refuse(past && newest === windows[windows.length - 1] ? 'it lies past the last recorded change' : 'it lies in a gap of the change log');
+  const last = windows[windows.length - 1]!;
+  const past = 'revision' in target ? target.revision > last.toRevision : target.time > last.toTime;
+  throw refuse(past ? 'it lies past the last recorded change' : 'it lies in a gap of the change log');
 }

@@ -70,7 +70,7 @@ export function decodeSegment(buf: Buffer, name: string): Segment {
       if (t.events !== events.length || t.clocks !== clocks.length || t.leases !== leases.length) {
         throw fail(`the trailer counts ${String(t.events)} events, ${String(t.clocks)} clocks and ${String(t.leases)} leases, but the segment holds ${events.length}, ${clocks.length} and ${leases.length}`);
       }
-      if (t.sha256 !== createHash('sha256').update(buf.subarray(0, o)).digest('hex')) throw fail('the checksum does not match: the segment was altered or damaged');
+      if (t.sha256 !== createHash('sha256').update(buf.subarray(0, o)).update(String(t.lastRevision)).digest('hex')) throw fail('the checksum does not match: the segment was altered or damaged');
       const first = Number(header.firstRevision);
       const last = Number(t.lastRevision);
       if (typeof t.lastRevision !== 'string' || !(last >= first - 1) || lastEventRev > last) throw fail(`the trailer's last revision ${String(t.lastRevision)} does not cover its events`);

@@ -73,6 +73,8 @@ export class SegmentBuilder {
     const hash = createHash('sha256').update(head);
     for (const f of this.frames) hash.update(f);
     for (const f of leaseFrames) hash.update(f);
+    // The last revision lives in the trailer, so the checksum covers it too.
+    hash.update(String(last));
     const trailer: SegmentTrailer = { events: this.eventCount, clocks: this.clockCount, leases: leases.length, lastRevision: String(last), sha256: hash.digest('hex') };
     return Buffer.concat([head, ...this.frames, ...leaseFrames, frame(SegmentFrame.Trailer, Buffer.from(JSON.stringify(trailer)))]);
   }
