@@ -210,16 +210,20 @@ describe('point-in-time recovery', () => {
 });
 
 describe('a directory store that goes away for a while', () => {
+  // The store's directory is replaced by a file: puts fail (ENOTDIR) until it is put back.
   test('segments are retried until the store is back; nothing is lost', { timeout: 240_000 }, async () => {
     const dir = path.join(tmp, 'store');
     fs.mkdirSync(dir);
     const lease = (await src.leaseClient.leaseGrant({ TTL: 600, ID: '0' })).ID;
     const f = follow(dir);
     await f.waitStderr(/following changes from revision/);
+    // A file where the store's directory was: every write fails until it is back.
     fs.renameSync(dir, `${dir}.away`);
+    fs.writeFileSync(dir, 'not a directory');
     await write(30, lease);
     const during = await moment();
     await f.waitStderr(/cannot store change segment/);
+    fs.rmSync(dir);
     fs.renameSync(`${dir}.away`, dir);
     await write(31, lease);
     const afterwards = await moment();
