@@ -188,6 +188,15 @@ describe('point-in-time recovery', () => {
     expectCode(r, 4, 'restore into the gap');
     assert.match(r.stderr, /in a gap of the change log/);
     await restoreAndCompare(url, '--to-revision', after);
+
+    // Keeping only the newest backup drops the segments before it; its window stays whole.
+    const p = await ok(['prune', '--from', url, '--keep-last', '1', '--json', ...s3Args()]);
+    const pruned = JSON.parse(p.stdout.toString()) as { changesRemoved: string[] };
+    assert.ok(pruned.changesRemoved.length > 0 && pruned.changesRemoved.some((k) => k.startsWith('changes-gap-')), p.stdout.toString());
+    const kept = await list(url);
+    assert.equal(kept.windows.length, 1, JSON.stringify(kept.windows));
+    assert.deepEqual(kept.changes.gaps, []);
+    await restoreAndCompare(url, '--to-revision', after);
   });
 
   test('verify checks every segment and the chain; a flipped byte in one is named and refused before any write', { timeout: 120_000 }, async () => {
@@ -203,8 +212,10 @@ describe('point-in-time recovery', () => {
     expectCode(bad, 4, 'verify a damaged segment');
     assert.match(bad.stdout.toString(), new RegExp(`FAILED +${segs[0]!.replace('._S3rver_object', '').replace(/\./g, '\\.')}`), describeRun(bad));
     await wipeTarget();
-    const r = await runCli(['restore', '--endpoints', target.url, '--from', url, '--to-revision', moments[3]!.revision, ...s3Args()], { env: S3_ENV });
+    const last = (await list(url)).windows[0]!.toRevision;
+    const r = await runCli(['restore', '--endpoints', target.url, '--from', url, '--to-revision', String(last), ...s3Args()], { env: S3_ENV });
     expectCode(r, 4, 'restore across a damaged segment');
+    assert.match(r.stderr, /change segment changes-r\d+-r\d+-\S+ in s3:\/\/pitr\/main/, describeRun(r));
     assert.deepEqual(await contentAt(dst), []);
   });
 });

@@ -2,7 +2,8 @@ import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
 import type { Manifest } from '../catalogue/manifest';
 import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
-import { changeCatalogue, recoveryWindows, type RecoveryWindow } from '../changes/chain';
+import { changeCatalogue, recoveryWindows, type RecoveryWindow, staleChanges } from '../changes/chain';
+import type { StoredObject } from '../store/types';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
@@ -68,17 +69,30 @@ export interface PruneReport extends PrunePlan {
   store: string;
   /** Objects deleted (0 on a dry run). */
   removed: number;
+  /** Change segments and gap markers older than the oldest kept backup, which no kept backup needs. */
+  changes: StoredObject[];
 }
 
 /**
  * Applies restic's keep rules to the store's complete backups, always
- * keeping the newest, and removes incomplete archives older than a day.
+ * keeping the newest, and removes incomplete archives older than a day,
+ * and the change segments older than the oldest kept backup.
  * Unreadable manifests and what they describe are left alone.
  */
 export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOptions = {}): Promise<PruneReport> {
   return withStore(from, opts, async (store) => {
     const plan = planPrune(await readCatalogue(store, opts.signal), rules, opts.now ?? new Date());
-    const removed = opts.dryRun ? 0 : await executePrune(store, plan, opts.signal, opts.onRemoved);
-    return { store: store.url, ...plan, removed };
+    const kept = plan.decisions.filter((d) => d.keep).map((d) => Number(d.backup.manifest.revision));
+    const changes = staleChanges(changeCatalogue(await store.list(opts.signal)), kept);
+    let removed = 0;
+    if (!opts.dryRun) {
+      removed = await executePrune(store, plan, opts.signal, opts.onRemoved);
+      for (const o of changes) {
+        await store.remove(o.key, opts.signal);
+        removed++;
+        opts.onRemoved?.(o.key);
+      }
+    }
+    return { store: store.url, ...plan, removed, changes };
   });
 }

@@ -137,3 +137,15 @@ export function pathTo(backups: BackupEntry[], segments: SegmentEntry[], target:
   const past = 'revision' in target ? target.revision > last.toRevision : target.time > last.toTime;
   throw refuse(past ? 'it lies past the last recorded change' : 'it lies in a gap of the change log');
 }
+
+/**
+ * What retention may delete of the change log: segments that end at or
+ * before the oldest kept backup (no kept backup needs them) and the gap
+ * markers they lie among. With no backup kept, nothing goes.
+ */
+export function staleChanges(changes: ChangeCatalogue, keptRevisions: number[]): StoredObject[] {
+  if (!keptRevisions.length) return [];
+  const oldest = Math.min(...keptRevisions);
+  const gapFrom = (key: string) => Number(/^changes-gap-r(\d+)-/.exec(key)?.[1] ?? Infinity);
+  return [...changes.segments.filter((s) => s.last <= oldest).map((s) => s.object), ...changes.gaps.filter((g) => gapFrom(g.key) <= oldest)];
+}

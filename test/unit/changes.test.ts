@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import type { BackupEntry } from '../../src/catalogue/catalogue';
 import { type Manifest } from '../../src/catalogue/manifest';
 import { archiveKey } from '../../src/catalogue/naming';
-import { chainFrom, changeCatalogue, pathTo, recoveryWindows } from '../../src/changes/chain';
+import { chainFrom, changeCatalogue, pathTo, recoveryWindows, staleChanges } from '../../src/changes/chain';
 import { ChangeFold } from '../../src/changes/fold';
 import { gapKey, parseSegmentKey, segmentKey } from '../../src/changes/naming';
 import { decodeSegment } from '../../src/changes/segment-decode';
@@ -116,6 +116,19 @@ describe('chain and windows', () => {
     assert.throws(() => pathTo([b1, b2], segments, { revision: 311 }, 's'), /past the last recorded change/);
     assert.throws(() => pathTo([b1, b2], segments, { revision: 50 }, 's'), /before the oldest backup/);
     assert.throws(() => pathTo([b1, b2], segments, { time: new Date('2026-12-02T13:00:00Z') }, 's'), /past the last recorded/);
+  });
+});
+
+describe('retention of the change log', () => {
+  test('segments ending at or before the oldest kept backup go, with their gap markers; the rest stays', () => {
+    const objects = [
+      ...[[101, 150], [151, 200], [301, 310]].map(([a, b]) => ({ key: segmentKey(a!, b!, new Date('2026-12-02T10:00:00Z'), { compression: 'none', encrypted: false }), size: 1, modified: new Date() })),
+      { key: gapKey(201, new Date('2026-12-02T11:00:00Z')), size: 1, modified: new Date() },
+    ];
+    const cat = changeCatalogue(objects);
+    assert.deepEqual(staleChanges(cat, [300]).map((o) => o.key.slice(0, 18)), ['changes-r101-r150-', 'changes-r151-r200-', 'changes-gap-r201-2']);
+    assert.deepEqual(staleChanges(cat, [100, 300]), []);
+    assert.deepEqual(staleChanges(cat, []), []);
   });
 });
 
