@@ -1,3 +1,5 @@
+import type { KeyRecord } from '../archive/types';
+
 /**
  * The change segment format, version 1: what segment-encode.ts and
  * segment-decode.ts share. docs/archive-format.md ("Change segments") is
@@ -53,15 +55,9 @@ export interface SegmentTrailer {
   sha256: string;
 }
 
-export interface ChangeEvent {
+/** A put or a delete, with the key's fields as the archive keeps them (a delete's value is empty). */
+export interface ChangeEvent extends KeyRecord {
   op: 'put' | 'delete';
-  key: Buffer;
-  value: Buffer;
-  createRevision: string;
-  modRevision: string;
-  version: string;
-  /** "0" when the key has no lease. */
-  lease: string;
 }
 
 export interface Clock {
