@@ -244,3 +244,45 @@ describe('a directory store that goes away for a while', () => {
     await restoreAndCompare(dir, '--to-revision', afterwards);
   });
 });
+
+describe('a 3-member cluster that loses the member the follower watches', () => {
+  test('the watch moves to another member from the next revision; restores stay exact', { timeout: 240_000 }, async () => {
+    const cluster = await startEtcd({ members: 3 });
+    const client = new Etcd3({ hosts: cluster.endpoints });
+    const dir = path.join(tmp, 'members');
+    fs.mkdirSync(dir);
+    try {
+      const truthAt = async (revision: string): Promise<Content> =>
+        (await client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from('/app0'), revision })).kvs.map((kv) => [kv.key.toString(), kv.value.toString(), kv.lease]);
+      const writeTo = async (n: number) => {
+        let rev = '0';
+        for (let i = 0; i < 20; i++) rev = (await client.kv.put({ key: Buffer.from(`${PREFIX}m${(n * 3 + i) % 11}`), value: Buffer.from(`${n}.${i}`) })).header.revision;
+        return rev;
+      };
+      await writeTo(0);
+      const f = startCli(['follow', '--endpoints', cluster.endpoints.join(','), '--prefix', PREFIX, '--to', dir, '--flush', '300ms', '--idle-flush', '1s']);
+      await f.waitStderr(/following changes from revision/);
+      // The watch is on one member, chosen by the client: kill each in turn until the follower notices.
+      let hit = false;
+      for (const node of cluster.nodes) {
+        await node.kill();
+        await writeTo(1);
+        await sleep(2500);
+        hit = /the watch on .* failed/.test(f.stderr());
+        if (hit) break;
+        await node.start();
+      }
+      assert.ok(hit, `the follower never lost its watch:\n${f.stderr()}`);
+      const rev = await writeTo(2);
+      await sleep(1500);
+      f.child.kill('SIGTERM');
+      expectCode(await f.exit, 0, 'follow across a member failure');
+      await wipeTarget();
+      const r = await ok(['restore', '--endpoints', target.url, '--from', dir, '--to-revision', rev, '--prefix', PREFIX, '--overwrite']);
+      assert.deepEqual(await contentAt(dst), await truthAt(rev), describeRun(r));
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  });
+});

@@ -28,6 +28,8 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
+  etcd-shield follow --endpoints http://127.0.0.1:2379 --to s3://backups/etcd/main --flush 5s   (change log, until SIGTERM)
+  etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --to-time 2026-12-02T14:31:58Z --prefix /app/ --overwrite
   etcd-shield serve --config examples/serve.yaml     (serve --check validates the file first)
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
