@@ -22,3 +22,6 @@ export type { StoreRef, StoreOptions } from './api/store-ref';
 export type { ObjectStore, StoredObject } from './store/types';
 export type { Compression } from './pipeline/types';
 export { readIdentityFile, readRecipientsFile, parseRecipients } from './pipeline/encryption';
+export { followChanges, type FollowOptions, type FollowEvent } from './api/follow';
+export { restoreToPoint, type PointRestoreOptions, type PointRestoreSummary } from './api/restore-to-point';
+export type { StoreListing } from './api/catalogue';

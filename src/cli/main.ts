@@ -11,6 +11,8 @@ import type { BackupCommandOptions } from './commands/backup';
 import type { RestoreCommandOptions } from './commands/restore';
 import type { ServeCommandOptions } from './commands/serve';
 import type { VerifyCommandOptions } from './commands/verify';
+import type { FollowCommandOptions } from './commands/follow';
+import { durationFlag } from './duration';
 import { addEncryptOptions, addIdentityOption, addKeepOptions, addStoreOptions, type KeepFlags, type StoreFlags } from './store-flags';
 
 // Commands are loaded when run, so info, --help and --version skip loading the gRPC client.
@@ -26,6 +28,8 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
+  etcd-shield follow --endpoints http://127.0.0.1:2379 --to s3://backups/etcd/main --flush 5s   (change log, until SIGTERM)
+  etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --to-time 2026-12-02T14:31:58Z --prefix /app/ --overwrite
   etcd-shield serve --config examples/serve.yaml     (serve --check validates the file first)
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
@@ -96,6 +100,8 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
       .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
       .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
+      .addOption(new Option('--to-revision <rev>', 'with --from: restore the keyspace as it was at this revision (a full backup plus the change log up to it)').argParser(positiveInt('to-revision')))
+      .option('--to-time <time>', 'with --from: restore the keyspace as it was at this time (ISO 8601); prints the revision it resolved to')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
       .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(DEFAULT_LIMITS.maxOps))
@@ -124,6 +130,18 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
         .option('--json', 'print the summary as JSON'),
     ),
   ).action(async (opts: VerifyCommandOptions) => run(async (ctx) => (await import('./commands/verify')).runVerify(opts, ctx)));
+
+  addStoreOptions(addEncryptOptions(addFieldOptions(
+    program
+      .command('follow')
+      .description('record every change under the prefix into a store as change segments, for restore --to-revision / --to-time; runs until SIGTERM')
+      .requiredOption('--to <store>', 'the store that holds the backups (a directory or s3://bucket/path); a full backup is taken first if it has none')
+      .addOption(new Option('--flush <duration>', 'store the open segment this often (e.g. 500ms, 5s): the most a crash loses').argParser(durationFlag('flush')).default(5000, '5s'))
+      .addOption(new Option('--idle-flush <duration>', 'with no changes, record that the log is current this often').argParser(durationFlag('idle-flush')).default(60_000, '1m'))
+      .addOption(new Option('--segment-bytes <n>', 'store a segment early once its events reach this size').argParser(positiveInt('segment-bytes')).hideHelp()),
+  ))).action(async (opts: FollowCommandOptions, cmd: Command) =>
+    run(async (ctx) => (await import('./commands/follow')).runFollow(configFrom(cmd, ctx), opts, ctx)),
+  );
 
   addStoreOptions(
     program

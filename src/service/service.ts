@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { Cron } from 'croner';
-import type { Catalogue } from '../catalogue/catalogue';
+import type { StoreListing } from '../api/catalogue';
 import { asShieldError, CancelledError, ConfigError, JobBusyError, NotFoundError, ShieldError } from '../errors';
 import { readIdentityFile } from '../pipeline/encryption';
 import { openStore, type S3Settings } from '../store/open';
@@ -104,7 +104,7 @@ export class Service implements ServiceControl {
     return { ...this.#start(e, 'backup', 'api') };
   }
 
-  async backups(name: string, signal?: AbortSignal): Promise<Catalogue & { store: string }> {
+  async backups(name: string, signal?: AbortSignal): Promise<StoreListing> {
     const e = this.#entry(name);
     return listBackups(e.store, { signal });
   }

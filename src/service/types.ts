@@ -3,7 +3,7 @@
  * the status page read only these shapes, never a job's configuration
  * objects, so no secret can reach them.
  */
-import type { Catalogue } from '../catalogue/catalogue';
+import type { StoreListing } from '../api/catalogue';
 import type { KeepRules } from '../catalogue/retention';
 
 export type RunKind = 'backup' | 'verify';
@@ -118,7 +118,7 @@ export interface ServiceControl {
    */
   trigger(name: string): RunView;
   /** The job's catalogue, read from its store now. Throws NotFoundError for an unknown job. */
-  backups(name: string, signal?: AbortSignal): Promise<Catalogue & { store: string }>;
+  backups(name: string, signal?: AbortSignal): Promise<StoreListing>;
   /** Each job's store, reached now. */
   ready(signal?: AbortSignal): Promise<ReadyCheck[]>;
   /** Whether the service is shutting down (readyz answers 503 then). */

@@ -16,8 +16,14 @@ export async function runList(from: string, opts: StoreFlags & { json?: boolean 
     });
     printReport(table(['NAME', 'TAKEN', 'REVISION', 'KEYS', 'STORED', 'COMPRESS', 'ENCRYPTION', 'PREFIX'], rows));
   }
+  if (!opts.json && cat.changes.segments) {
+    const rows = cat.windows.map((w) => [`r${w.fromRevision}`, w.fromTime.toISOString(), `r${w.toRevision}`, w.toTime.toISOString(), w.backup]);
+    printReport(`\nrecoverable windows (restore --to-revision / --to-time):\n${table(['FROM', 'FROM TIME', 'TO', 'TO TIME', 'FROM BACKUP'], rows)}`);
+  }
   if (!opts.json) {
     ctx.say(`${cat.backups.length} complete backup${cat.backups.length === 1 ? '' : 's'} in ${cat.store}`);
+    if (cat.changes.segments) ctx.say(`change log: ${cat.changes.segments} segment${cat.changes.segments === 1 ? '' : 's'}, ${humanBytes(cat.changes.bytes)}`);
+    for (const g of cat.changes.gaps) ctx.say(`gap: ${g} (changes were compacted away before they were recorded; a window ends there)`);
     if (cat.incomplete.length) ctx.say(`note: ${cat.incomplete.length} incomplete archive(s) without a manifest (failed or running backups; prune removes them after a day)`);
     for (const p of cat.problems) ctx.say(`warning: ${p.message}`);
   }
