@@ -31,7 +31,7 @@ export interface FollowerSettings {
 
 export type FollowEvent =
   | { kind: 'start'; from: number; backup: string }
-  | { kind: 'segment'; key: string; first: number; last: number; events: number; bytes: number }
+  | { kind: 'segment'; key: string; first: number; last: number; events: number; bytes: number; coveredAt: Date }
   | { kind: 'gap'; from: number; compactRevision: number; key: string }
   | { kind: 'backup'; name: string; revision: number };
 
@@ -242,7 +242,7 @@ export class Follower {
       }
     }
     this.lastWrite = Date.now();
-    this.s.onEvent({ kind: 'segment', key, first: b.first, last, events: b.events, bytes: bytes.length });
+    this.s.onEvent({ kind: 'segment', key, first: b.first, last, events: b.events, bytes: bytes.length, coveredAt: at });
   }
 
   /** The TTL a lease was granted with, asked once per lease id; an expired lease has 0. */

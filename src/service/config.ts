@@ -19,7 +19,8 @@ export const DEFAULT_TIMEZONE = 'UTC';
 const JOB_NAME = /^[a-z0-9_-]+$/;
 const TOP_KEYS = ['listen', 'token', 'token_env', 'token_file', 'shutdown_grace', 'ha', 'jobs'];
 export const DEFAULT_GRACE_SECONDS = 60;
-const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'identity_file', 'keep', 'verify'];
+const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'identity_file', 'keep', 'verify', 'changes'];
+export const DEFAULT_FLUSH_SECONDS = 5;
 
 export interface Listen {
   host: string;
@@ -40,6 +41,7 @@ export interface JobSummary {
   encryptTo: string[];
   identityFile?: string;
   keep: KeepRules;
+  changes?: { flushSeconds: number };
 }
 
 /** One scheduled backup. The etcd connection (with its secrets) is only reachable through `etcd`, never enumerated or serialised. */
@@ -59,6 +61,8 @@ export class ServiceJob {
     readonly verify?: string,
     /** An age identity file for verifying encrypted backups; read (and checked) when the service starts. */
     readonly identityFile?: string,
+    /** A change log between backups (follow), run by the leader. */
+    readonly changes?: { flushSeconds: number },
   ) {
     this.#etcd = etcd;
   }
@@ -97,6 +101,7 @@ export class ServiceJob {
       encryptTo: [...this.encryptTo],
       identityFile: this.identityFile,
       keep: { ...this.keep },
+      changes: this.changes && { ...this.changes },
     };
   }
 
@@ -411,8 +416,10 @@ function parseJob(raw: unknown, i: number, ctx: BlockContext, problems: ConfigPr
     fail('identity_file', 'is required with verify on an encrypted job: verifying reads the backups, which needs an age identity of one of the recipients', [...base, 'verify']);
   }
 
+  const changes = parseChanges(raw.changes, fail, [...base, 'changes']);
+
   if (!ok || !etcd || !store || name === undefined) return undefined;
-  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string), identityFile);
+  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string), identityFile, changes);
 }
 
 type Fail = (field: string, message: string, path?: YamlPath) => void;
@@ -447,6 +454,16 @@ function parseJobRecipients(raw: Map_, ctx: BlockContext, fail: Fail, base: Yaml
     }
   }
   return [...new Set(found)];
+}
+
+/** `changes: { flush: 5s }` (or `changes: {}` for the default): the change log of issue 16. */
+function parseChanges(raw: unknown, fail: Fail, path: YamlPath): { flushSeconds: number } | undefined {
+  if (raw === undefined || raw === null || raw === false) return undefined;
+  if (!isMap(raw)) return void fail('changes', 'must be a map, e.g. { flush: 5s }');
+  unknownKeys(raw, ['flush'], (k) => fail(`changes.${k}`, 'unknown setting; changes takes flush', [...path, k]));
+  const flush = parseSeconds(raw.flush ?? DEFAULT_FLUSH_SECONDS, (m) => fail('changes.flush', m, [...path, 'flush']));
+  if (flush === 0) return void fail('changes.flush', 'must be at least 1 second', [...path, 'flush']);
+  return flush === undefined ? undefined : { flushSeconds: flush };
 }
 
 function parseKeep(raw: unknown, fail: Fail, path: YamlPath): KeepRules {

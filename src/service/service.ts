@@ -7,6 +7,7 @@ import { openStore, type S3Settings } from '../store/open';
 import type { ObjectStore } from '../store/types';
 import { listBackups } from '../api/catalogue';
 import type { ServiceConfig, ServiceJob } from './config';
+import { JobChangeLog } from './change-log';
 import { backupJob, countBackups, verifyJob } from './job-runner';
 import { errorView, JobState, periodMs } from './job-state';
 import type { Logger } from './log';
@@ -26,6 +27,7 @@ interface Entry {
   store: ObjectStore;
   identities: string[];
   crons: Cron[];
+  changes?: JobChangeLog;
   abort?: AbortController;
   done?: Promise<void>;
 }
@@ -64,6 +66,7 @@ export class Service implements ServiceControl {
       if (job.store.kind === 'dir') await mkdir(job.store.path, { recursive: true }).catch((err: Error) => opts.logger.warn({ event: 'store', job: job.name }, `job "${job.name}": cannot create the directory ${job.store.kind === 'dir' ? job.store.path : ''}: ${err.message}`));
       const store = openStore(job.store.kind === 'dir' ? job.store.path : job.to, { cwd: '/', s3: opts.s3 });
       const entry: Entry = { job, state: new JobState(job, started), store, identities, crons: [] };
+      if (job.changes) entry.changes = new JobChangeLog(job, store, opts.logger, job.changes.flushSeconds);
       service.#entries.set(job.name, entry);
     }
     await Promise.all([...service.#entries.values()].map((e) => service.#recount(e, 'start')));
@@ -136,6 +139,8 @@ export class Service implements ServiceControl {
   async shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
     for (const e of this.#entries.values()) for (const c of e.crons) c.stop();
+    // Followers store their open segment and end at once; backups get the grace period.
+    const followers = Promise.all([...this.#entries.values()].map((e) => e.changes?.stop()));
     const running = this.#running();
     if (running.length) {
       this.#log.info({ event: 'shutdown', running: running.map((e) => e.job.name), graceSeconds: graceMs / 1000 }, `waiting up to ${graceMs / 1000} s for ${running.length} running job(s) to finish`);
@@ -149,6 +154,7 @@ export class Service implements ServiceControl {
       clearTimeout(timer);
       await Promise.all(running.map((e) => e.done));
     }
+    await followers;
     await this.#role.stop().catch((err) => this.#log.warn({ event: 'resign', err: asShieldError(err).message }, 'could not resign from the election'));
     for (const e of this.#entries.values()) e.store.close();
   }
@@ -171,7 +177,9 @@ export class Service implements ServiceControl {
   #view(e: Entry): JobView {
     const lead = this.#leader && !this.#stopping;
     const [backup, verify] = e.crons;
-    return e.state.view(lead ? (backup?.nextRun() ?? undefined) : undefined, lead ? (verify?.nextRun() ?? undefined) : undefined);
+    const view = e.state.view(lead ? (backup?.nextRun() ?? undefined) : undefined, lead ? (verify?.nextRun() ?? undefined) : undefined);
+    if (e.changes) view.changes = e.changes.view();
+    return view;
   }
 
   #schedule(e: Entry): void {
@@ -187,6 +195,8 @@ export class Service implements ServiceControl {
     const role = this.#role.view();
     this.#log.info({ event: 'role', leader, instance: role.instance }, leader ? 'this instance leads: schedules run here' : 'this instance follows: schedules paused');
     for (const e of this.#entries.values()) for (const c of e.crons) if (leader) c.resume(); else c.pause();
+    // The change log runs on the leader only: two followers would write the same segments twice.
+    for (const e of this.#entries.values()) if (leader && !this.#stopping) e.changes?.start(); else void e.changes?.stop();
     if (leader) for (const e of this.#entries.values()) void this.#catchUp(e);
   }
 

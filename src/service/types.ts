@@ -78,10 +78,27 @@ export interface JobView {
   backupsKept?: number;
   /** The newest runs first, at most RUN_HISTORY. */
   runs: RunView[];
+  changes?: ChangesView;
   /** Counters since the process started. */
   successes: number;
   failures: number;
   skips: number;
+}
+
+/** The job's change log (follow), when it has one. */
+export interface ChangesView {
+  flushSeconds: number;
+  /** Whether the follower runs now (on the leader only). */
+  running: boolean;
+  /** The newest revision stored in the change log by this instance, and when it was seen. */
+  coveredRevision?: string;
+  coveredAt?: string;
+  /** Seconds from coveredAt to now: how much a restore to "now" would miss. */
+  lagSeconds?: number;
+  segments: number;
+  gaps: number;
+  /** The last error that stopped the follower (it starts again after a pause). */
+  error?: RunError;
 }
 
 export interface RoleView {

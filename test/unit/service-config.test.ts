@@ -207,6 +207,15 @@ describe('every problem, named by job, field and line', () => {
     assert.equal(load(yaml([`encrypt_to: [${R1}]`])).jobs[0]!.identityFile, undefined);
   });
 
+  test('changes: { flush } turns on the change log; 5 s by default; unknown keys and 0 refused', () => {
+    assert.equal(load(yaml()).jobs[0]!.changes, undefined);
+    assert.deepEqual(load(yaml(['changes: {}'])).jobs[0]!.changes, { flushSeconds: 5 });
+    assert.deepEqual(load(yaml(['changes: { flush: 2s }'])).jobs[0]!.changes, { flushSeconds: 2 });
+    oneProblem(yaml(['changes: { flush: 0 }']), /changes\.flush: must be at least 1 second/);
+    oneProblem(yaml(['changes: { every: 5s }']), /changes\.every: unknown setting; changes takes flush/);
+    oneProblem(yaml(['changes: yes']), /changes: must be a map, e\.g\. \{ flush: 5s \}/);
+  });
+
   test('shutdown_grace: seconds, "90s" or "2m"; 60 s by default', () => {
     assert.equal(load(yaml()).settings.shutdownGraceSeconds, 60);
     assert.equal(load(yaml([], ['shutdown_grace: 5'])).settings.shutdownGraceSeconds, 5);

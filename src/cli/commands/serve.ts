@@ -98,6 +98,7 @@ function summary(config: ServiceConfig, now = new Date()): string {
       `  compress  ${j.compress}`,
       `  encrypt   ${j.encryptTo.length ? `age, ${j.encryptTo.length} recipient${j.encryptTo.length === 1 ? '' : 's'}` : 'none'}`,
       ...(j.identityFile ? [`  identity  ${j.identityFile} (for verify)`] : []),
+      ...(j.changes ? [`  changes   change log, flushed every ${j.changes.flushSeconds} s (by the leader)`] : []),
       `  keep      ${rules.length ? rules.map(([r, n]) => `${r} ${n}`).join(', ') : 'every backup (no keep rules)'}`,
     );
   }

@@ -45,6 +45,12 @@ export function createMetrics(control: ServiceControl): Registry {
   counter('etcd_shield_backup_successes_total', 'Backups that succeeded since the process started', (j) => j.successes);
   counter('etcd_shield_backup_failures_total', 'Backups that failed since the process started', (j) => j.failures);
   counter('etcd_shield_backup_skips_total', 'Scheduled backups skipped since the process started because the job was still running', (j) => j.skips);
+  // The change log (jobs with `changes`): how far back a restore to "now" would fall short.
+  gauge('etcd_shield_changes_covered_timestamp_seconds', 'When the newest revision stored in the change log was seen (Unix time)', (j) => (j.changes?.coveredAt ? Date.parse(j.changes.coveredAt) / 1000 : undefined));
+  gauge('etcd_shield_changes_lag_seconds', 'Seconds since the newest revision stored in the change log was seen: the recovery point', (j) => j.changes?.lagSeconds);
+  gauge('etcd_shield_changes_following', 'Whether the job\'s change log is being followed here (1) or not (0)', (j) => (j.changes ? (j.changes.running ? 1 : 0) : undefined));
+  counter('etcd_shield_changes_segments_total', 'Change segments stored since the process started', (j) => j.changes?.segments ?? 0);
+  counter('etcd_shield_changes_gaps_total', 'Gaps in the change log found since the process started (etcd compacted past it)', (j) => j.changes?.gaps ?? 0);
   new Gauge({
     name: 'etcd_shield_leader',
     help: 'Whether this instance runs the schedules (1) or follows (0)',

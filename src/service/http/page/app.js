@@ -103,11 +103,20 @@ function renderJob(node, job, role) {
   field(node, 'last-success', job.lastSuccess ? when(job.lastSuccess.finishedAt) : 'never');
   field(node, 'kept', job.backupsKept === undefined ? '—' : String(job.backupsKept));
   field(node, 'counts', `${job.successes} ok · ${job.failures} failed · ${job.skips} skipped`);
+  node.querySelector('.changes-field').hidden = !job.changes;
+  if (job.changes) field(node, 'changes', changesText(job.changes, role));
   const button = node.querySelector('.run-now');
   button.disabled = job.running || !role.leader;
   button.title = !role.leader ? 'this instance is a follower: the leader runs backups' : job.running ? 'a run is in progress' : '';
   renderRuns(node.querySelector('.runs tbody'), job.runs);
   renderChart(node.querySelector('.chart'), job.runs);
+}
+
+function changesText(c, role) {
+  if (c.error) return `stopped: ${c.error.message} — ${c.error.hint}`;
+  if (!c.running) return role.leader ? 'not following' : 'the leader follows it';
+  if (c.coveredRevision === undefined) return `following, first segment within ${c.flushSeconds} s`;
+  return `up to revision ${c.coveredRevision}, ${seconds(c.lagSeconds)} behind · ${c.segments} segments${c.gaps ? ` · ${c.gaps} gaps` : ''}`;
 }
 
 function renderRuns(tbody, runs) {
