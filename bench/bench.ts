@@ -7,6 +7,7 @@
 //   npm run bench -- --profile                      also --cpu-prof backup and restore
 //   npm run bench -- --layouts k8s,uuid             only these key layouts (bench/data.ts)
 //   npm run bench -- --only backup,restore,s3,compress   the store cases (issue 13) and what they are compared with
+//   npm run bench -- --only changes                 the change log (issue 16): follow under load, restore to a point
 //
 // Every tool runs as its own child process, one at a time (the machine may
 // have only 2 cores): wall time from spawn to exit, peak RSS of that process.
@@ -17,6 +18,7 @@ import * as path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { ETCD_BIN, ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/harness';
 import { startS3rver, type S3rver } from '../test/s3rver';
+import { changesBench, changesMarkdown, changesText, type ChangesResult } from './changes';
 import { renderChart, type SizePoint, type ToolPoint } from './chart';
 import { Dataset, LAYOUT_ETCD_ARGS, LAYOUTS, parseLayout, type DatasetSpec, type Layout } from './data';
 import { client, load } from './loader';
@@ -89,6 +91,10 @@ interface Options {
    */
   only?: Set<string>;
   profileKeys: number;
+  /** The change log scenario's load duration (bench/changes.ts). */
+  changesSeconds: number;
+  /** Its events after the full backup; default: as many as its keys. */
+  changesEvents?: number;
 }
 
 function usage(): never {
@@ -110,14 +116,18 @@ function usage(): never {
   --no-save         print only; leave bench/results/ as it is
   --only LIST       run only these of backup,snapshot,get,read,verify,restore,loader,pv,startup,
                     s3backup,s3restore (s3: both; into and from a local s3rver, zstd + age),
-                    compress (the compression report: each --compress choice once, into a directory)
+                    compress (the compression report: each --compress choice once, into a directory),
+                    changes (the change log, issue 16: follow under 1,000 puts/s; restore to a point
+                    after the smallest size's keys and as many events; no key-layout sections then)
+  --changes-seconds S  how long the change log's writer runs (default 60)
+  --changes-events N   events after the full backup for the point restore (default: its keys)
   --rerender        rebuild latest.md and chart.svg from latest.json and sizes.json (no measuring)
 `);
   process.exit(0);
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizes: [100_000], layouts: [...LAYOUTS], runs: 3, largeRuns: 1, seed: 1, pv: true, pvRate: '10m', profile: false, keep: false, getMaxKeys: Infinity, save: true, profileKeys: 100_000, rerender: false };
+  const o: Options = { sizes: [100_000], layouts: [...LAYOUTS], runs: 3, largeRuns: 1, seed: 1, pv: true, pvRate: '10m', profile: false, keep: false, getMaxKeys: Infinity, save: true, profileKeys: 100_000, rerender: false, changesSeconds: 60 };
   const int = (v: string | undefined, name: string) => {
     const n = Number(String(v).replace(/_/g, ''));
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} needs a whole number above zero, not ${JSON.stringify(v)}`);
@@ -142,6 +152,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--no-save') o.save = false;
     else if (a === '--rerender') o.rerender = true;
     else if (a === '--only') o.only = new Set(String(v()).split(','));
+    else if (a === '--changes-seconds') o.changesSeconds = int(v(), 'changes-seconds');
+    else if (a === '--changes-events') o.changesEvents = int(v(), 'changes-events');
     else if (a === '-h' || a === '--help') usage();
     else throw new Error(`unknown option ${a} (--help lists them)`);
   }
@@ -335,6 +347,18 @@ interface Target {
 const TARGET_MIN_KEYS = 100_000;
 
 const verdict = (t: Target) => (t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL');
+
+/** What latest.json holds; `changes` is absent in results from before the change log's scenario. */
+interface Latest {
+  date: string;
+  machine: Machine;
+  options: unknown;
+  sizes: SizeResult[];
+  changes?: ChangesResult;
+}
+
+/** The key-layout sections' tools (and groups) for --only; any other name (startup, changes) runs none of them. */
+const SECTION_KEYS = new Set<string>([...Object.keys(T), 's3', 'compress']);
 
 interface SizeResult {
   /** Absent in results written before layouts: bench. */
@@ -849,7 +873,7 @@ const LAYOUT_TEXT = [
 /** Said only when a section has the S3 tools: results from before them do not. */
 const S3_TEXT = ` \`backup --to s3 (zstd+age)\` writes a new backup each run, compressed with zstd and encrypted with age, into a store on a local s3rver (started for each section, on the same cores: its CPU is in the notes); \`restore --from s3\` restores the newest of them (downloaded, decrypted, decompressed and verified first) into a fresh etcd with --overwrite, and is checked like restore.`;
 
-function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
+function mdReport(sizes: SizeResult[], m: Machine, date: string, changes?: ChangesResult): string {
   const out = [
     '# etcd-shield benchmark: latest results',
     '',
@@ -883,6 +907,7 @@ function mdReport(sizes: SizeResult[], m: Machine, date: string): string {
       );
     }
   }
+  if (changes) out.push('', changesMarkdown(changes));
   out.push('', '![throughput and peak RSS by keyspace size, bench layout](chart.svg)', '');
   return out.join('\n');
 }
@@ -913,24 +938,21 @@ async function main(): Promise<void> {
 
   const points = readPoints(path.join(RESULTS, 'sizes.json'));
   if (o.rerender) {
-    const last = JSON.parse(fs.readFileSync(path.join(RESULTS, 'latest.json'), 'utf8')) as {
-      date: string;
-      machine: Machine;
-      options: unknown;
-      sizes: SizeResult[];
-    };
+    const last = JSON.parse(fs.readFileSync(path.join(RESULTS, 'latest.json'), 'utf8')) as Latest;
     for (const s of last.sizes) {
       s.layout ??= 'bench';
       s.ratios = ratios(s.tools);
     }
     for (const s of last.sizes) s.targets = targets(s, pointsFor(s.layout, points, last.sizes, last.date));
-    writeResults(last.sizes, points, last.machine, last.date, last.options);
+    writeResults(last.sizes, points, last.machine, last.date, last.options, last.changes);
     for (const s of last.sizes) process.stdout.write(`${textReport(s)}\n`);
+    if (last.changes) process.stdout.write(`${changesText(last.changes)}\n`);
     return;
   }
   SHIELD = o.shield ?? snapshotBuild();
   const results: SizeResult[] = [];
-  for (const layout of o.layouts) {
+  const sections = !o.only || [...o.only].some((k) => SECTION_KEYS.has(k));
+  for (const layout of sections ? o.layouts : []) {
     for (const keys of sizesFor(layout, o)) {
       const s = await benchSize(layout, keys, o, keys > 100_000 ? o.largeRuns : o.runs);
       results.push(s);
@@ -943,12 +965,20 @@ async function main(): Promise<void> {
     }
   }
   for (const s of results) s.targets = targets(s, pointsFor(s.layout, points, results, date));
+  const changes = !o.only || o.only.has('changes') ? await runChanges(o) : undefined;
 
-  if (o.save) writeResults(results, points, m, date, { ...o, only: o.only && [...o.only], getMaxKeys: Number.isFinite(o.getMaxKeys) ? o.getMaxKeys : null });
+  const options = { ...o, only: o.only && [...o.only], getMaxKeys: Number.isFinite(o.getMaxKeys) ? o.getMaxKeys : null };
+  if (o.save && !sections && changes) {
+    // Only the change log ran: it replaces that section of the saved results and leaves the key-layout sections be.
+    const file = path.join(RESULTS, 'latest.json');
+    const last = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Latest) : undefined;
+    writeResults(last?.sizes ?? [], points, last?.machine ?? m, last?.date ?? date, last?.options ?? options, changes);
+  } else if (o.save) writeResults(results, points, m, date, options, changes);
 
   process.stdout.write(`\netcd-shield bench on ${describeMachine(m)}${o.shield ? ` (etcd-shield: ${o.shield})` : ''}\n`);
   for (const s of results) process.stdout.write(`${textReport(s)}\n`);
   for (const s of results) for (const p of s.profiles ?? []) process.stdout.write(`\n${formatSummary(p)}\n`);
+  if (changes) process.stdout.write(`${changesText(changes)}\n`);
   // Start-up (bench/startup.ts): info against node -e 0, a 10k-key backup's first Range request.
   if (!o.only || o.only.has('startup')) process.stdout.write(`\n${formatStartup(await startupBench())}\n`);
   if (o.save) process.stdout.write(`\nwrote bench/results/: latest.md, latest.json, chart.svg (sizes: ${points.map((p) => p.keys).join(', ')})\n`);
@@ -956,7 +986,16 @@ async function main(): Promise<void> {
   if (!o.keep) for (const f of fs.readdirSync(TMP)) if (f !== 'prof') fs.rmSync(path.join(TMP, f), { recursive: true, force: true });
 }
 
-function writeResults(results: SizeResult[], points: SizePoint[], m: Machine, date: string, options: unknown): void {
+/** The change log's scenario (bench/changes.ts) at the smallest size given, on the bench layout's etcd settings. */
+function runChanges(o: Options) {
+  const keys = o.sizes[0]!;
+  return changesBench(
+    { shield: (args) => shield(args), startEtcd: () => quotaEtcd('bench'), tmp: TMP, log },
+    { keys, events: o.changesEvents ?? keys, loadSeconds: o.changesSeconds, rate: 1000, flushS: 5, runs: keys > 100_000 ? o.largeRuns : o.runs, seed: o.seed },
+  );
+}
+
+function writeResults(results: SizeResult[], points: SizePoint[], m: Machine, date: string, options: unknown, changes?: ChangesResult): void {
   const pointsFile = path.join(RESULTS, 'sizes.json');
   fs.writeFileSync(pointsFile, `${JSON.stringify(points, null, 1)}\n`);
   fs.writeFileSync(path.join(RESULTS, 'chart.svg'), renderChart(points, describeMachine(m)));
@@ -972,12 +1011,13 @@ function writeResults(results: SizeResult[], points: SizePoint[], m: Machine, da
           ...s,
           profiles: s.profiles?.map((p) => ({ file: path.isAbsolute(p.file) ? path.relative(ROOT, p.file) : p.file, totalMs: p.totalMs, areas: p.areas })),
         })),
+        ...(changes && { changes }),
       },
       null,
       1,
     )}\n`,
   );
-  fs.writeFileSync(path.join(RESULTS, 'latest.md'), mdReport(results, m, date));
+  fs.writeFileSync(path.join(RESULTS, 'latest.md'), mdReport(results, m, date, changes));
 
   // Fresh profiles only (a --rerender has just their areas, and leaves profile.txt alone).
   const profiled = results.flatMap((s) => s.profiles ?? []).filter((p) => p.selfTop);
