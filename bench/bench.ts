@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { ETCD_BIN, ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/harness';
 import { startS3rver, type S3rver } from '../test/s3rver';
-import { changesBench, changesMarkdown, changesText, type ChangesResult } from './changes';
+import { changesBench, changesMarkdown, changesTargets, changesText, type ChangesResult } from './changes';
 import { renderChart, type SizePoint, type ToolPoint } from './chart';
 import { Dataset, LAYOUT_ETCD_ARGS, LAYOUTS, parseLayout, type DatasetSpec, type Layout } from './data';
 import { client, load } from './loader';
@@ -944,6 +944,7 @@ async function main(): Promise<void> {
       s.ratios = ratios(s.tools);
     }
     for (const s of last.sizes) s.targets = targets(s, pointsFor(s.layout, points, last.sizes, last.date));
+    if (last.changes) last.changes.targets = changesTargets(last.changes);
     writeResults(last.sizes, points, last.machine, last.date, last.options, last.changes);
     for (const s of last.sizes) process.stdout.write(`${textReport(s)}\n`);
     if (last.changes) process.stdout.write(`${changesText(last.changes)}\n`);

@@ -27,6 +27,8 @@ const WRITER_POOL = 16;
 /** Ops per transaction for the restore scenario's events (distinct keys: etcd refuses repeats in a txn). */
 const EVENTS_PER_TXN = 16;
 
+/** As bench.ts's TARGET_MIN_KEYS: below this a restore is mostly start-up, so the ratio is shown, not judged. */
+const RESTORE_TARGET_MIN_KEYS = 100_000;
 export const CHANGES_TARGETS = { lagOverFlushS: 1, cpuPct: 25, rssMb: 100, restoreRatio: 1.5 } as const;
 
 export interface ChangesOptions {
@@ -58,6 +60,8 @@ export interface FollowUnderLoad {
   catchUpS: number;
   cpuPct: number;
   peakRssMb: number;
+  /** Its peak RSS once recording, before the load: what the load adds is the difference. */
+  idleRssMb: number;
   exitCode: number | null;
 }
 
@@ -244,6 +248,7 @@ async function followUnderLoad(ctx: ChangesContext, o: ChangesOptions): Promise<
     ctx.log(`    follow is recording; writing ${o.rate.toLocaleString('en')} puts/s of ${VALUE_BYTES} B for ${o.loadSeconds} s`);
 
     const pid = f.pid;
+    const idleRssMb = vmHwmMb(pid);
     const cpuBefore = cpuSeconds(pid);
     const t0 = performance.now();
     const samples: { atMs: number; covered: number }[] = [];
@@ -278,6 +283,7 @@ async function followUnderLoad(ctx: ChangesContext, o: ChangesOptions): Promise<
       catchUpS,
       cpuPct: (cpuS / (loadMs / 1000)) * 100,
       peakRssMb,
+      idleRssMb,
       exitCode,
     };
   } finally {
@@ -383,7 +389,7 @@ async function pointRestore(ctx: ChangesContext, o: ChangesOptions): Promise<Poi
   }
 }
 
-function changesTargets(r: ChangesResult): ChangesTarget[] {
+export function changesTargets(r: ChangesResult): ChangesTarget[] {
   const out: ChangesTarget[] = [];
   const o = r.options;
   const a = r.follow;
@@ -396,19 +402,21 @@ function changesTargets(r: ChangesResult): ChangesTarget[] {
       detail: `max ${a.maxLagS.toFixed(2)} s, p95 ${a.p95LagS.toFixed(2)} s over ${a.samples} samples; the last put covered ${a.catchUpS.toFixed(2)} s after the load ended`,
     });
     out.push({ name: `follow CPU ≤ ${CHANGES_TARGETS.cpuPct}% of one core ${at}`, pass: a.cpuPct <= CHANGES_TARGETS.cpuPct, detail: `${a.cpuPct.toFixed(1)}%` });
-    out.push({ name: `follow peak RSS ≤ ${CHANGES_TARGETS.rssMb} MB`, pass: a.peakRssMb <= CHANGES_TARGETS.rssMb, detail: `${a.peakRssMb.toFixed(0)} MB (VmHWM)` });
+    out.push({ name: `follow peak RSS ≤ ${CHANGES_TARGETS.rssMb} MB`, pass: a.peakRssMb <= CHANGES_TARGETS.rssMb, detail: `${a.peakRssMb.toFixed(0)} MB (VmHWM; ${a.idleRssMb.toFixed(0)} MB once recording, before the load)` });
     out.push({ name: 'follow stops on SIGTERM with exit 0', pass: a.exitCode === 0, detail: `exit ${a.exitCode}` });
   }
   const b = r.restore;
   if (b) {
     const mw = (xs: number[]) => median(xs).toFixed(2);
+    const small = b.keys < RESTORE_TARGET_MIN_KEYS;
     const perRun = b.point.wallS.map((w, i) => (w / b.plain.wallS[i]!).toFixed(2));
     out.push({
       name: `restore --to-revision ${b.events.toLocaleString('en')} events after a ${b.keys.toLocaleString('en')}-key backup ≤ ${CHANGES_TARGETS.restoreRatio}× its plain restore`,
-      pass: b.ratio <= CHANGES_TARGETS.restoreRatio,
+      pass: small ? undefined : b.ratio <= CHANGES_TARGETS.restoreRatio,
       detail:
         `${b.ratio.toFixed(2)}× (${mw(b.point.wallS)} s vs ${mw(b.plain.wallS)} s, ${b.segments} segments${perRun.length > 1 ? `; within each run ${perRun.join(', ')}` : ''}); ` +
-        `peak RSS ${median(b.point.rssMb).toFixed(0)} MB vs ${median(b.plain.rssMb).toFixed(0)} MB`,
+        `peak RSS ${median(b.point.rssMb).toFixed(0)} MB vs ${median(b.plain.rssMb).toFixed(0)} MB` +
+        (small ? `; start-up weighs too much below ${RESTORE_TARGET_MIN_KEYS.toLocaleString('en')} keys to judge` : ''),
     });
   }
   for (const f of r.failures) out.push({ name: 'change log scenario runs', pass: false, detail: f });
