@@ -17,7 +17,7 @@ import { parseSegmentKey } from '../src/changes/naming';
 import { Dataset } from './data';
 import { client, load } from './loader';
 import { cpuSeconds, measure, median, type Measured, type RunSpec } from './measure';
-import { emptyDir, storedName } from './stores';
+import { emptyDir, firstLines, storedName } from './stores';
 
 const MB = 1024 * 1024;
 const SAMPLE_MS = 500;
@@ -94,7 +94,6 @@ export interface ChangesResult {
 
 const loadAvg = () => Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const firstLines = (err: unknown) => String((err as Error)?.message ?? err).split('\n').slice(0, 3).join(' ').trim();
 
 function vmHwmMb(pid: number): number {
   try {
