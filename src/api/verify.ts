@@ -19,8 +19,6 @@ export interface VerifySummary {
   sha256: string | null;
   /** Only for an etcd snapshot file. */
   snapshot?: {
-    /** The newest revision, which the key count is taken at. */
-    revision: string;
     /** The oldest revision it can restore; "0" when never compacted. */
     compactRevision: string;
     /** etcd's sha256 trailer: present (and then it matched) or absent. */
@@ -53,7 +51,6 @@ export function summarize(s: ArchiveSummary): VerifySummary {
     ...(s.snapshot
       ? {
           snapshot: {
-            revision: s.snapshot.revision,
             compactRevision: s.snapshot.compactRevision,
             trailer: s.snapshot.trailer ? 'matched' : 'absent',
             metaPage: s.snapshot.meta,

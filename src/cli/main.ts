@@ -79,12 +79,13 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
   addStoreOptions(addIdentityOption(addFieldOptions(
     program
       .command('restore')
-      .description('verify an archive completely, then write it to etcd (stdin, --in FILE, or --from STORE); either format, plain, compressed or encrypted')
+      .description('verify an archive completely, then write it to etcd (stdin, --in FILE, or --from STORE); either archive format or an etcd snapshot file, plain, compressed or encrypted')
       .option('-i, --in <file>', 'read the archive from this file instead of standard input')
       .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
       .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
       .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
+      .option('--revision <rev>', 'for an etcd snapshot file: restore the keys as they were at this revision (default: the snapshot\'s newest; not older than its last compaction)')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
       .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(DEFAULT_LIMITS.maxOps))
       .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(DEFAULT_LIMITS.maxBytes)),
@@ -103,7 +104,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     addIdentityOption(
       program
         .command('verify')
-        .description('check an archive (or stored backups) end to end: structure, count, checksums; never touches etcd')
+        .description('check an archive, an etcd snapshot file, or stored backups end to end: structure, count, checksums; never touches etcd')
         .option('-i, --in <file>', 'read the archive from this file instead of standard input')
         .option('--from <store>', 'check the newest backup in this directory or s3://bucket/path (download, decrypt, decompress, verify)')
         .option('--backup <name>', 'with --from: check this backup')

@@ -138,7 +138,7 @@ export class BoltFile {
     if (!(pages >= 2)) throw damaged(where, `it counts ${pages} pages`);
     if (pages * pageSize > this.dataSize) {
       throw new ArchiveError(
-        `${this.path} is truncated: its ${pages} pages of ${pageSize} bytes need ${pages * pageSize} bytes, but the file holds ${this.dataSize}${this.hasTrailer ? ' before its sha256 trailer' : ''}`,
+        `${this.path} is truncated: its ${pages} pages of ${pageSize} bytes need ${pages * pageSize} bytes, but the file holds only ${this.size}`,
         'the copy or download was cut short; use a complete snapshot',
       );
     }

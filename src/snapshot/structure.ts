@@ -17,6 +17,7 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
   const seen = new Uint8Array(Math.ceil(file.meta.pages / 8));
   const stats = { pages: 0, buckets: 0 };
   const claim = (id: number, span: number, where: string) => {
+    stats.pages += span;
     for (let p = id; p < id + span; p++) {
       if (seen[p >>> 3]! & (1 << (p & 7))) throw damaged(where, `page ${p} is reached twice in the tree`);
       seen[p >>> 3]! |= 1 << (p & 7);
@@ -34,7 +35,6 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
   const walkPage = async (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number): Promise<void> => {
     if (signal?.aborted) throw new CancelledError('stopped by a signal while checking the snapshot');
     if (depth > MAX_DEPTH) throw damaged(page.where, `the tree is more than ${MAX_DEPTH} levels deep`);
-    stats.pages++;
     if (!page.isLeaf && page.count === 0) throw damaged(page.where, 'a branch page has no elements');
     let prev: Buffer | undefined;
     for (let i = 0; i < page.count; i++) {

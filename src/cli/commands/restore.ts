@@ -16,6 +16,7 @@ export interface RestoreCommandOptions extends StoreFlags {
   before?: string;
   identity?: string[];
   dryRun?: boolean;
+  revision?: string;
   limits: RestoreRunOptions['limits'];
 }
 
@@ -31,6 +32,7 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
       identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
+      revision: opts.revision,
       limits: opts.limits,
       inputName: 'standard input',
       signal: ctx.signal,
@@ -70,7 +72,9 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {
   const a = s.archive;
-  const from = `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
+  const from = a.snapshot
+    ? `etcd snapshot (${a.records} keys at revision ${a.snapshot.revision}, ${humanBytes(a.bytes)})`
+    : `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
   const scope = s.scope ? `prefix ${JSON.stringify(s.scope)}` : 'the whole keyspace';
   if (s.plan) {
     const p = s.plan;
@@ -91,5 +95,8 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
   );
   if (opts.dryRun === undefined && a.format === 'legacy') {
     ctx.say('note: legacy archives carry no leases or revisions; keys were restored without leases');
+  }
+  if (a.snapshot?.missingLeases) {
+    ctx.say(`note: ${a.snapshot.missingLeases} leases that keys at revision ${a.snapshot.revision} used were revoked later; their keys were restored with leases that expire at once`);
   }
 }
