@@ -71,6 +71,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
           .choices(['etcd-shield', 'legacy'])
           .default('etcd-shield'),
       )
+      .option('--member <url>', 'with --mode snapshot: the member to take the snapshot from (default: the first healthy endpoint)')
       .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
   ))).action(async (opts: BackupCommandOptions, cmd: Command) =>
     run(async (ctx) => (await import('./commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),

@@ -226,3 +226,10 @@ async function forEntries(
     await afterLeaf?.();
   }
 }
+
+/** The newest revision a snapshot file holds, read from its meta and last key only. */
+export async function snapshotRevision(path: string): Promise<string> {
+  const db = await openEtcdDb(path);
+  await db.file.close();
+  return String(db.current);
+}
