@@ -108,10 +108,12 @@ export class BoltFile {
       };
       const first = parseMeta(await read(0, META_BYTES), 0);
       const sizes = typeof first === 'string' ? FALLBACK_PAGE_SIZES : [first.pageSize];
-      let second: Meta | string = 'it lies past the end of the file';
-      for (const ps of sizes) {
-        second = parseMeta(await read(ps, META_BYTES), 1);
+      // The problem named is the one at the usual place, not the last size tried.
+      let second: Meta | string = parseMeta(await read(sizes[0]!, META_BYTES), 1);
+      for (const ps of sizes.slice(1)) {
         if (typeof second !== 'string') break;
+        const found = parseMeta(await read(ps, META_BYTES), 1);
+        if (typeof found !== 'string') second = found;
       }
       const valid = [first, second].filter((m): m is Meta => typeof m !== 'string');
       if (valid.length === 0) {

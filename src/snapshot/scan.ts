@@ -18,6 +18,9 @@ import {
 import { damaged, type Page } from './page';
 import { type Bucket, findBucket, lastKey, leaves, rootBucket } from './tree';
 
+/** TTL given to leases that keys at an older revision used but the snapshot no longer holds. */
+export const REVOKED_LEASE_TTL_SECONDS = 3600;
+
 /** What a snapshot holds, as verify prints it. Revisions are decimal strings, as elsewhere. */
 export interface SnapshotFacts {
   /** The revision read: the one asked for, else the newest. */
@@ -109,7 +112,7 @@ export interface SnapshotScan {
  * Reads an etcd snapshot as the keyspace at one revision, handing over the
  * same items an archive decoder does: the leases first, then the keys alive
  * at that revision (in revision order), then leases that keys point at but
- * the file no longer holds, as already expired. Same contract as scanArchive.
+ * the file no longer holds, with REVOKED_LEASE_TTL_SECONDS. Same contract as scanArchive.
  *
  * The `key` bucket is ordered by revision, not by key, so the newest entry
  * of a key can come anywhere after an older one. Compaction leaves at most
@@ -186,8 +189,9 @@ export async function scanSnapshot(
         if (chunk.length || onRecord) await visit(chunk);
       },
     );
-    // Revoked after r: the keys come back with a lease that has already run out, as they were.
-    const gone: LeaseRecord[] = [...missing].map((id) => ({ id, grantedTtl: '1', remainingTtl: '-1' }));
+    // Revoked after r, so their TTL is lost: the keys come back leased (not for ever), for long enough to outlive the restore.
+    const ttl = String(REVOKED_LEASE_TTL_SECONDS);
+    const gone: LeaseRecord[] = [...missing].map((id) => ({ id, grantedTtl: ttl, remainingTtl: ttl }));
     await visit(gone.map((lease) => ({ kind: 'lease', lease })));
     const snapshot: SnapshotFacts = {
       revision: String(r),

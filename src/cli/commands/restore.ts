@@ -8,6 +8,7 @@ import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
 import { Progress } from '../progress';
 import { printReport } from '../stdout';
+import { REVOKED_LEASE_TTL_SECONDS } from '../../snapshot/scan';
 
 export interface RestoreCommandOptions extends StoreFlags {
   in?: string;
@@ -97,6 +98,6 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
     ctx.say('note: legacy archives carry no leases or revisions; keys were restored without leases');
   }
   if (a.snapshot?.missingLeases) {
-    ctx.say(`note: ${a.snapshot.missingLeases} leases that keys at revision ${a.snapshot.revision} used were revoked later; their keys were restored with leases that expire at once`);
+    ctx.say(`note: ${a.snapshot.missingLeases} leases that keys at revision ${a.snapshot.revision} used were revoked later; their keys were restored with new leases of the same ids that expire in ${REVOKED_LEASE_TTL_SECONDS / 3600} hour`);
   }
 }
