@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ArchiveError, FileError } from '../errors';
 import { damaged, META, Page, PAGE_HEADER, readPgid } from './page';
@@ -21,6 +22,8 @@ const M_PGID = PAGE_HEADER + 40;
 const M_TXID = PAGE_HEADER + 48;
 const M_CHECKSUM = PAGE_HEADER + 56;
 const META_BYTES = M_CHECKSUM + 8;
+/** Reads between two turns of the event loop. */
+const YIELD_EVERY = 64;
 
 export interface Meta {
   /** 0 or 1: which of the two meta pages. */
@@ -73,6 +76,8 @@ export function parseMeta(buf: Buffer, index: number): Meta | string {
  * asked for are in memory, never the whole file.
  */
 export class BoltFile {
+  private reads = 0;
+
   private constructor(
     private readonly fh: FileHandle,
     readonly path: string,
@@ -168,15 +173,25 @@ export class BoltFile {
     return this.read(id * this.pageSize, this.pageSize);
   }
 
+  /**
+   * Reads synchronously: a page is a few KiB, mostly from the page cache, and
+   * a trip through the thread pool per page cost more than the read itself
+   * (docs/performance.md, "Reading snapshots"). The event loop still gets a
+   * turn every YIELD_EVERY reads.
+   */
   async read(at: number, len: number): Promise<Buffer> {
+    if (++this.reads % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
     const buf = Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
-      const { bytesRead } = await this.fh.read(buf, done, len - done, at + done).catch((err: Error) => {
-        throw new FileError(`cannot read snapshot ${this.path}: ${err.message}`);
-      });
-      if (bytesRead === 0) throw damaged(this.path, `it ends at byte ${at + done}, inside a page`);
-      done += bytesRead;
+      let n: number;
+      try {
+        n = readSync(this.fh.fd, buf, done, len - done, at + done);
+      } catch (err) {
+        throw new FileError(`cannot read snapshot ${this.path}: ${(err as Error).message}`);
+      }
+      if (n === 0) throw damaged(this.path, `it ends at byte ${at + done}, inside a page`);
+      done += n;
     }
     return buf;
   }
