@@ -101,7 +101,8 @@ test('with the sha256 trailer, every mutation is refused', { timeout: 300_000 },
   await fc.assert(
     fc.asyncProperty(mutation(withTrailer.length), async (ms) => {
       const bytes = apply(withTrailer, ms);
-      if (bytes.equals(withTrailer)) return;
+      // Cut exactly at the trailer, it is a bare database: the next property's case.
+      if (bytes.equals(withTrailer) || bytes.length === bare.length) return;
       const r = await readBack(bytes, JSON.stringify(ms));
       assert.equal(r.ok, false, `${JSON.stringify(ms)} was not refused`);
     }),

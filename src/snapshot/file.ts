@@ -149,6 +149,13 @@ export class BoltFile {
         'the copy or download was cut short; use a complete snapshot',
       );
     }
+    const rest = this.dataSize % pageSize;
+    if (rest !== 0) {
+      throw new ArchiveError(
+        `${this.path} ends ${rest} bytes into a page of ${pageSize} bytes${this.hasTrailer ? ' before its sha256 trailer' : ''}: bbolt files are whole pages, plus etcd's 32-byte sha256 trailer when saved by etcdctl, so this one is truncated or has bytes added`,
+        'the copy or download was cut short or altered; use a complete snapshot',
+      );
+    }
     if (!(root >= 2 && root < pages)) throw damaged(where, `the root page ${root} is outside pages 2..${pages - 1}`);
     if (freelist !== -1 && !(freelist >= 2 && freelist < pages)) throw damaged(where, `the freelist page ${freelist} is outside pages 2..${pages - 1}`);
   }

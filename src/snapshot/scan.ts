@@ -2,6 +2,7 @@ import { recordRef } from '../archive/keys';
 import type { ArchiveItem, KeyRecord, LeaseRecord, RecordRef } from '../archive/types';
 import { ArchiveError, CancelledError, ConfigError } from '../errors';
 import { BoltFile } from './file';
+import { KeyIndex } from './key-index';
 import {
   decodeKeyValue,
   decodeLease,
@@ -118,7 +119,7 @@ export interface SnapshotScan {
  * of a key can come anywhere after an older one. Compaction leaves at most
  * one entry per key at or below its revision, so only keys written after it
  * can have several: a first pass maps those keys to their newest entry (key
- * bytes and a number each, no values), the second emits.
+ * bytes and a number each, no values: KeyIndex), the second emits.
  */
 export async function scanSnapshot(
   path: string,
@@ -150,12 +151,12 @@ export async function scanSnapshot(
     await visit(leaseItems);
 
     // Pass 1: for each key written after the finished compaction, its newest entry up to r, by ordinal.
-    const newest = new Map<string, number>();
+    const newest = new KeyIndex();
     let ordinal = 0;
     if (r > db.finished) {
       await forEntries(db, revisionKey(db.finished + 1), r, stopped, (page, i) => {
         const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
-        newest.set(kv.key.toString('latin1'), ordinal++);
+        newest.set(kv.key, ordinal++);
       });
     }
 
@@ -175,7 +176,7 @@ export async function scanSnapshot(
         if (!tomb && kv.modRevision !== main) {
           throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.modRevision}`);
         }
-        const latest = main > db.finished ? newest.get(kv.key.toString('latin1')) === ordinal++ : newest.size === 0 || !newest.has(kv.key.toString('latin1'));
+        const latest = main > db.finished ? newest.get(kv.key) === ordinal++ : newest.size === 0 || !newest.has(kv.key);
         if (tomb || !latest) return;
         keys++;
         if (kv.lease !== '0' && !known.has(kv.lease)) missing.add(kv.lease);
