@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { get } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { describeRun, expectCode, runCli, startCli } from './cli';
+import { metricTotal } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
 import type { VerifySummary } from '../src/api/verify';
 
@@ -20,19 +20,8 @@ let tmp: string;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Messages an etcd member has sent on Maintenance.Snapshot streams, from its /metrics page. */
-async function snapshotMessagesSent(clientUrl: string): Promise<number> {
-  const page = await new Promise<string>((resolve, reject) => {
-    get(`${clientUrl}/metrics`, { agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (text += s));
-      res.on('end', () => resolve(text));
-    }).once('error', reject);
-  });
-  const line = page.split('\n').find((l) => l.startsWith('grpc_server_msg_sent_total{') && l.includes('grpc_method="Snapshot"'));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
+/** Messages an etcd member has sent on Maintenance.Snapshot streams. */
+const snapshotMessagesSent = (clientUrl: string) => metricTotal(clientUrl, 'grpc_server_msg_sent_total', ['grpc_method="Snapshot"']);
 
 async function seedBig(url: string): Promise<void> {
   const client = new Etcd3({ hosts: url, grpcOptions: { 'grpc.max_send_message_length': 4 * MB } });

@@ -144,7 +144,8 @@ const enum Head {
   MemberId = 2,
   Revision = 3,
 }
-const enum Kv {
+/** mvccpb.KeyValue's field numbers (kv.proto); etcd stores the same message in its snapshots. */
+export const enum Kv {
   Key = 1,
   CreateRevision = 2,
   ModRevision = 3,

@@ -1,3 +1,4 @@
+import { Kv } from '../etcd/range-codec';
 import { int64Decimal } from '../util/int64';
 import { longDecimal, Reader } from '../util/protobuf';
 import { damaged } from './page';
@@ -47,14 +48,6 @@ export interface KeyValueView {
   version: string;
 }
 
-const enum Kv {
-  Key = 1,
-  CreateRevision = 2,
-  ModRevision = 3,
-  Version = 4,
-  Value = 5,
-  Lease = 6,
-}
 const EMPTY = Buffer.alloc(0);
 
 /** Decodes an mvccpb.KeyValue; where names the entry for an error. */
