@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { describeRun, expectCode, runCli, startCli } from './cli';
+import { describeRun, expectCode, runCli, startCli, type RunningCli } from './cli';
 import { metricTotal } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
 import type { VerifySummary } from '../src/api/verify';
@@ -22,6 +22,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Messages an etcd member has sent on Maintenance.Snapshot streams. */
 const snapshotMessagesSent = (clientUrl: string) => metricTotal(clientUrl, 'grpc_server_msg_sent_total', ['grpc_method="Snapshot"']);
+
+/** Waits until the CLI's part file for `name` holds some bytes; returns how many. */
+async function partFileHolding(dir: string, name: string, run: RunningCli): Promise<number> {
+  for (;;) {
+    const part = fs.readdirSync(dir).find((f) => f.startsWith(`.${name}.`) && f.endsWith('.part'));
+    const bytes = part ? fs.statSync(path.join(dir, part)).size : 0;
+    if (bytes > 0) return bytes;
+    if (run.child.exitCode !== null) assert.fail(`the backup ended before the fault\n${describeRun(await run.exit)}`);
+    await sleep(1);
+  }
+}
 
 async function seedBig(url: string): Promise<void> {
   const client = new Etcd3({ hosts: url, grpcOptions: { 'grpc.max_send_message_length': 4 * MB } });
@@ -128,21 +139,29 @@ describe('one member with a large database', () => {
     }
   });
 
+  test('a member that stops sending mid-stream fails the backup after the timeout (at least 5 s), keeping the previous file', async () => {
+    const out = path.join(tmp, 'stalled.db');
+    fs.writeFileSync(out, 'the previous backup');
+    const run = startCli(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--timeout', '1', '--out', out]);
+    const held = await partFileHolding(tmp, 'stalled.db', run);
+    etcd.nodes[0]!.pause();
+    try {
+      assert.ok(held < dbBytes, `the part file already held ${held} of ${dbBytes} bytes: the stall would not fall mid-stream`);
+      const r = await run.exit;
+      expectCode(r, 4, 'backup from a stalled member');
+      assert.match(r.stderr, /etcd member [0-9a-f]+ at .* sent no snapshot data for 5 s after \d+ bytes/);
+      assert.equal(fs.readFileSync(out, 'utf8'), 'the previous backup');
+    } finally {
+      etcd.nodes[0]!.resume();
+    }
+  });
+
   test('--out keeps the previous file when the member dies mid-stream, and leaves no part file', async () => {
     const out = path.join(tmp, 'kept.db');
     fs.writeFileSync(out, 'the previous backup');
     const run = startCli(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--out', out]);
-    // Stop the CLI as soon as its part file holds some of the snapshot.
-    let part: string | undefined;
-    let partBytes = 0;
-    while (!part || partBytes === 0) {
-      part = fs.readdirSync(tmp).find((f) => f.startsWith('.kept.db.') && f.endsWith('.part'));
-      partBytes = part ? fs.statSync(path.join(tmp, part)).size : 0;
-      if (run.child.exitCode !== null) assert.fail(`the backup ended before the fault\n${describeRun(await run.exit)}`);
-      await sleep(1);
-    }
+    const held = await partFileHolding(tmp, 'kept.db', run);
     run.child.kill('SIGSTOP');
-    const held = fs.statSync(path.join(tmp, part)).size;
     assert.ok(held < dbBytes, `the part file already held ${held} of ${dbBytes} bytes: the fault would not fall mid-stream`);
     await etcd.nodes[0]!.kill();
     run.child.kill('SIGCONT');

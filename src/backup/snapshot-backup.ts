@@ -23,6 +23,9 @@ export interface SnapshotStreamResult {
 }
 
 const hex = (id: string) => BigInt(id).toString(16);
+/** The least a stalled snapshot stream is waited for, whatever the (per request) timeout. */
+const MIN_STREAM_PATIENCE_MS = 5000;
+const WATCHDOG_TICK_MS = 500;
 
 /**
  * The member to take the snapshot from: the one asked for, else the first
@@ -71,17 +74,33 @@ export async function streamSnapshot(
   const check = new TrailerCheck();
   let revision: string | null = null;
   let stream: Readable | undefined;
+  // Streams have no deadline (connect.ts), so a member that stops sending would hang the backup;
+  // only the wait for etcd counts, never the wait for a slow output.
+  const patience = Math.max(config.timeoutMs, MIN_STREAM_PATIENCE_MS);
+  let waitingSince: number | undefined = Date.now();
+  const watchdog = setInterval(() => {
+    if (waitingSince !== undefined && Date.now() - waitingSince > patience) {
+      stream?.destroy(
+        new ConnectionError(
+          `etcd member ${member.memberId} at ${member.endpoint} sent no snapshot data for ${patience / 1000} s after ${check.bytes} bytes`,
+          'check that member (a stopped or overloaded process, a full disk), then run the backup again, or pick another with --member; an output file keeps its previous contents',
+        ),
+      );
+    }
+  }, WATCHDOG_TICK_MS);
   try {
     stream = (await conn.client.maintenance.snapshot()) as unknown as Readable;
     const stop = () => stream?.destroy(new CancelledError('stopped by a signal while streaming the snapshot'));
     opts.signal?.addEventListener('abort', stop, { once: true });
     try {
       for await (const msg of stream as AsyncIterable<ISnapshotResponse>) {
+        waitingSince = undefined;
         if (revision === null && msg.header?.revision && msg.header.revision !== '0') revision = msg.header.revision;
         const blob = msg.blob;
         check.update(blob);
         await sink.write(blob);
         opts.onProgress?.(check.bytes);
+        waitingSince = Date.now();
       }
     } finally {
       opts.signal?.removeEventListener('abort', stop);
@@ -90,6 +109,7 @@ export async function streamSnapshot(
     if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while streaming the snapshot', undefined, { cause: err });
     throw err instanceof ShieldError ? err : explainEtcdError(err, ctx);
   } finally {
+    clearInterval(watchdog);
     stream?.destroy();
     conn.close();
   }
