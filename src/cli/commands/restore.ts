@@ -77,6 +77,9 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
     ? `etcd snapshot (${a.records} keys at revision ${a.snapshot.revision}, ${humanBytes(a.bytes)})`
     : `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
   const scope = s.scope ? `prefix ${JSON.stringify(s.scope)}` : 'the whole keyspace';
+  if (a.snapshot?.otherMetaProblem) {
+    ctx.say(`warning: meta page ${1 - a.snapshot.meta} of the snapshot is unusable (${a.snapshot.otherMetaProblem}), so the other one was read, as bbolt itself would; check the restored keys`);
+  }
   if (s.plan) {
     const p = s.plan;
     const lines = [
