@@ -252,6 +252,12 @@ describe('online restore from a snapshot', () => {
     await assertRefused(etcdctlFile, ['--revision', String(rev.final + 1)], new RegExp(`newest revision is ${rev.final}`));
   });
 
+  test('--revision with an archive (one revision only) is refused', async () => {
+    const archive = path.join(tmp, 'target.archive');
+    expectCode(await runCli(['backup', '--endpoints', target.url, '--out', archive]), 0, 'backup of the target');
+    await assertRefused(archive, ['--revision', '5'], /a revision was asked for, but .* is an etcd-shield archive, which holds one revision only/);
+  });
+
   test('dry run compares without writing', async () => {
     await wipeTarget();
     const before = await currentRevision(dst);

@@ -24,6 +24,9 @@ const M_CHECKSUM = PAGE_HEADER + 56;
 const META_BYTES = M_CHECKSUM + 8;
 /** Reads between two turns of the event loop. */
 const YIELD_EVERY = 64;
+/** The most pages read at once, ahead of a sequential walk, and the blocks kept. */
+const READ_AHEAD_MAX = 64;
+const BLOCKS = 2;
 
 export interface Meta {
   /** 0 or 1: which of the two meta pages. */
@@ -77,6 +80,9 @@ export function parseMeta(buf: Buffer, index: number): Meta | string {
  */
 export class BoltFile {
   private reads = 0;
+  /** The blocks read last, newest first: a block of leaves and the branch page above them. */
+  private blocks: { first: number; pages: number; buf: Buffer }[] = [];
+  private ahead = 1;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -160,19 +166,39 @@ export class BoltFile {
     if (freelist !== -1 && !(freelist >= 2 && freelist < pages)) throw damaged(where, `the freelist page ${freelist} is outside pages 2..${pages - 1}`);
   }
 
-  /** Reads a page and its overflow, checking its id, flags and bounds. */
+  /**
+   * Reads a page and its overflow, checking its id, flags and bounds. The
+   * page is a view of a block that may hold the pages after it too.
+   */
   async page(id: number): Promise<Page> {
     const where = `page ${id} of ${this.path}`;
     if (!(id >= 2 && id < this.meta.pages)) throw damaged(where, `the page id is outside pages 2..${this.meta.pages - 1}`);
-    const at = id * this.pageSize;
-    let buf = await this.read(at, this.pageSize);
+    let buf = await this.span(id, 1);
     if (readPgid(buf, 0) !== id) throw damaged(where, `the page says it is page ${readPgid(buf, 0)}`);
     const overflow = buf.readUInt32LE(12);
     if (overflow > 0) {
       if (id + overflow >= this.meta.pages) throw damaged(where, `its ${overflow} overflow pages run past the last page ${this.meta.pages - 1}`);
-      buf = await this.read(at, (overflow + 1) * this.pageSize);
+      buf = await this.span(id, overflow + 1);
     }
     return new Page(buf, where);
+  }
+
+  /**
+   * Pages id..id+count-1, from the blocks read last when they hold them. A
+   * read right after a block doubles the next block (up to READ_AHEAD_MAX
+   * pages), any other miss starts again at one page: bbolt lays a tree's
+   * leaves out mostly in order, but not always.
+   */
+  private async span(id: number, count: number): Promise<Buffer> {
+    for (const b of this.blocks) {
+      if (id >= b.first && id + count <= b.first + b.pages) return b.buf.subarray((id - b.first) * this.pageSize, (id - b.first + count) * this.pageSize);
+    }
+    const sequential = this.blocks.some((b) => b.first + b.pages === id);
+    this.ahead = sequential ? Math.min(this.ahead * 2, READ_AHEAD_MAX) : 1;
+    const pages = Math.max(count, Math.min(this.ahead, this.meta.pages - id));
+    const buf = await this.read(id * this.pageSize, pages * this.pageSize);
+    this.blocks = [{ first: id, pages, buf }, ...this.blocks.slice(0, BLOCKS - 1)];
+    return buf.subarray(0, count * this.pageSize);
   }
 
   /** The raw first page of a span, for pages that are not tree pages (the freelist). */
@@ -186,9 +212,9 @@ export class BoltFile {
    * (docs/performance.md, "Reading snapshots"). The event loop still gets a
    * turn every YIELD_EVERY reads.
    */
-  async read(at: number, len: number): Promise<Buffer> {
+  async read(at: number, len: number, into?: Buffer): Promise<Buffer> {
     if (++this.reads % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-    const buf = Buffer.allocUnsafe(len);
+    const buf = into ? into.subarray(0, len) : Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
       let n: number;
@@ -203,11 +229,12 @@ export class BoltFile {
     return buf;
   }
 
-  /** Runs fn over the database's bytes (the file without its trailer) in order. */
+  /** Runs fn over the database's bytes (the file without its trailer) in order; each chunk is valid only during its call. */
   async forEachChunk(chunkBytes: number, fn: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
+    const buf = Buffer.allocUnsafe(chunkBytes);
     for (let at = 0; at < this.dataSize; at += chunkBytes) {
       if (signal?.aborted) return;
-      fn(await this.read(at, Math.min(chunkBytes, this.dataSize - at)));
+      fn(await this.read(at, Math.min(chunkBytes, this.dataSize - at), buf));
     }
   }
 
