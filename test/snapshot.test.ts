@@ -135,7 +135,19 @@ before(async () => {
   await src.put('/multi/k').value('v6');
   await src.put('/bulk/000005').value('changed');
   await src.delete().key('/del/b');
+  // Keys whose whole life is after the compaction: changed, deleted and re-created, created only.
+  await src.put('/win/a').value('a1');
+  await src.put('/win/a').value('a2');
+  await src.put('/win/b').value('b1');
+  await src.delete().key('/win/b');
+  await src.put('/win/b').value('b again');
+  await src.put('/win/c').value('c1');
+  await src.put('/win/d').value('d1');
   rev.middle = await currentRevision(src);
+  await src.delete().key('/win/c');
+  await src.put('/win/d').value('d2');
+  await src.delete().key('/win/d');
+  await src.put('/win/d').value('d3');
   states.set(rev.middle, await stateAt(src, rev.middle));
   await src.put('/multi/k').value('v7');
   await src.put('/del/a').value('again');

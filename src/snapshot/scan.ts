@@ -117,9 +117,10 @@ export interface SnapshotScan {
  *
  * The `key` bucket is ordered by revision, not by key, so the newest entry
  * of a key can come anywhere after an older one. Compaction leaves at most
- * one entry per key at or below its revision, so only keys written after it
- * can have several: a first pass maps those keys to their newest entry (key
- * bytes and a number each, no values: KeyIndex), the second emits.
+ * one entry per key at or below its revision, so only keys changed or
+ * deleted after it can have several: a first pass maps those keys to their
+ * newest entry (key bytes and a number each, no values: KeyIndex), the
+ * second emits.
  */
 export async function scanSnapshot(
   path: string,
@@ -150,13 +151,17 @@ export async function scanSnapshot(
     }
     await visit(leaseItems);
 
-    // Pass 1: for each key written after the finished compaction, its newest entry up to r, by ordinal.
+    // Pass 1: the newest entry up to r (by ordinal) of each key that may have several after the
+    // finished compaction. A key's later entry is a change (version > 1) or a deletion: a key is
+    // created (version 1) only when it does not exist. So a key is tracked from its first change
+    // or deletion on, and keys only ever created there (a bulk load) cost nothing.
     const newest = new KeyIndex();
     let ordinal = 0;
     if (r > db.finished) {
       await forEntries(db, revisionKey(db.finished + 1), r, stopped, (page, i) => {
         const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
-        newest.set(kv.key, ordinal++);
+        if (kv.version !== '1' || isTombstone(page.key(i)) || newest.has(kv.key)) newest.set(kv.key, ordinal);
+        ordinal++;
       });
     }
 
@@ -176,7 +181,13 @@ export async function scanSnapshot(
         if (!tomb && kv.modRevision !== main) {
           throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.modRevision}`);
         }
-        const latest = main > db.finished ? newest.get(kv.key) === ordinal++ : newest.size === 0 || !newest.has(kv.key);
+        let latest: boolean;
+        if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key);
+        else {
+          const at = newest.size === 0 ? -1 : newest.get(kv.key);
+          latest = at === -1 || at === ordinal;
+          ordinal++;
+        }
         if (tomb || !latest) return;
         keys++;
         if (kv.lease !== '0' && !known.has(kv.lease)) missing.add(kv.lease);
