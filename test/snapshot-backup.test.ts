@@ -206,3 +206,21 @@ describe('SHIELD mode field end to end', () => {
     }
   });
 });
+
+describe('with authentication', () => {
+  let etcd: EtcdCluster;
+  before(async () => {
+    etcd = await startEtcd({ rbac: { rootPassword: 'root-pw', users: [{ name: 'bob', password: 'bob-pw', readwritePrefix: '' }] } });
+  });
+  after(async () => etcd?.stop());
+
+  test('a snapshot needs the root role: another user is refused with that hint, root is not', async () => {
+    const bob = await runCli(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--user', 'bob:bob-pw', '--out', path.join(tmp, 'bob.db')]);
+    expectCode(bob, 4, 'snapshot as bob');
+    assert.match(bob.stderr, /etcd refused to let user "bob" stream a snapshot/);
+    assert.match(bob.stderr, /root role/);
+    assert.doesNotMatch(bob.stderr, /bob-pw/);
+    const root = await runCli(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--user', 'root:root-pw', '--out', path.join(tmp, 'root.db')]);
+    expectCode(root, 0, 'snapshot as root');
+  });
+});

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import type { ISnapshotResponse, IStatusResponse } from 'etcd3';
+import { castGrpcError, type IStatusResponse } from 'etcd3';
 import type { Config } from '../config/config';
-import { CancelledError, ConnectionError, EtcdError, ShieldError } from '../errors';
+import { CancelledError, ConnectionError, EtcdError, PermissionError, ShieldError } from '../errors';
 import { connect } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
+import { decodeSnapshotResponse, snapshotStream } from '../etcd/snapshot-stream';
 import type { Sink } from '../io/sink';
 import { TrailerCheck } from '../snapshot/trailer';
 
@@ -89,14 +90,14 @@ export async function streamSnapshot(
     }
   }, WATCHDOG_TICK_MS);
   try {
-    stream = (await conn.client.maintenance.snapshot()) as unknown as Readable;
+    stream = await snapshotStream(conn);
     const stop = () => stream?.destroy(new CancelledError('stopped by a signal while streaming the snapshot'));
     opts.signal?.addEventListener('abort', stop, { once: true });
     try {
-      for await (const msg of stream as AsyncIterable<ISnapshotResponse>) {
+      for await (const msg of stream as AsyncIterable<Buffer>) {
         waitingSince = undefined;
-        if (revision === null && msg.header?.revision && msg.header.revision !== '0') revision = msg.header.revision;
-        const blob = msg.blob;
+        const { blob, revision: header } = decodeSnapshotResponse(msg);
+        revision ??= header;
         check.update(blob);
         await sink.write(blob);
         opts.onProgress?.(check.bytes);
@@ -107,7 +108,11 @@ export async function streamSnapshot(
     }
   } catch (err) {
     if (opts.signal?.aborted) throw new CancelledError('stopped by a signal while streaming the snapshot', undefined, { cause: err });
-    throw err instanceof ShieldError ? err : explainEtcdError(err, ctx);
+    const explained = err instanceof ShieldError ? err : explainEtcdError(castGrpcError(err as Error), ctx);
+    if (explained instanceof PermissionError) {
+      throw new PermissionError(explained.message, 'etcd lets only users with the root role take a snapshot; use such a user, or mode logical (which needs read permission only)', { cause: err });
+    }
+    throw explained;
   } finally {
     clearInterval(watchdog);
     stream?.destroy();
