@@ -224,3 +224,20 @@ describe('with authentication', () => {
     expectCode(root, 0, 'snapshot as root');
   });
 });
+
+describe('with client certificates', () => {
+  let etcd: EtcdCluster;
+  before(async () => {
+    etcd = await startEtcd({ clientCertAuth: true });
+  });
+  after(async () => etcd?.stop());
+
+  test('backup --mode snapshot over TLS with a client certificate', async () => {
+    const ca = etcd.ca!;
+    const out = path.join(tmp, 'tls.db');
+    const r = await runCli(['backup', '--endpoints', etcd.url, '--cacert', ca.caCert, '--cert', ca.clientCert, '--key', ca.clientKey, '--mode', 'snapshot', '--out', out]);
+    expectCode(r, 0, 'snapshot over TLS');
+    assert.match(r.stderr, /at https:\/\/127\.0\.0\.1:\d+, revision \d+/);
+    expectCode(await runCli(['verify', '--in', out]), 0, 'verify');
+  });
+});
