@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Sets up etcd-shield on a fresh machine and shows a full cycle against a
 # throwaway local etcd: seed, validate, backup, verify, wipe, dry run,
-# restore, and a key-by-key comparison with what was there before.
+# restore, and a key-by-key comparison with what was there before; then a
+# store, and the service (serve) with its API and metrics.
+#   --keep-etcd   leave the demo's etcd running at the end (on 127.0.0.1:2379
+#                 when that port is free), for examples/serve.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+keep_etcd=""
+for arg in "$@"; do
+  case "$arg" in
+    --keep-etcd) keep_etcd=1 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 1 ;;
+  esac
+done
 
 # Bold step titles on a terminal only: a log or a pipe gets plain text.
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
@@ -36,16 +48,28 @@ npm run --silent build
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcd-shield-demo-XXXXXX")
 etcd_pid=""
+serve_pid=""
 cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  if [ -n "$keep_etcd" ] && [ -n "$etcd_pid" ] && kill -0 "$etcd_pid" 2>/dev/null; then
+    echo "etcd left running on $endpoint (pid $etcd_pid, data in $work); stop it with: kill $etcd_pid && rm -rf $work"
+    return
+  fi
   [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-client_port=$(free_port)
-peer_port=$(free_port)
-while [ "$peer_port" = "$client_port" ]; do peer_port=$(free_port); done
+port_free() { node -e 'const s=require("net").createServer();s.once("error",()=>process.exit(1));s.listen(+process.argv[1],"127.0.0.1",()=>s.close())' "$1"; }
+# etcd's own ports when they are free, so that examples/serve.yaml runs against this etcd as it is.
+if port_free 2379 && port_free 2380; then
+  client_port=2379 peer_port=2380
+else
+  client_port=$(free_port)
+  peer_port=$(free_port)
+  while [ "$peer_port" = "$client_port" ]; do peer_port=$(free_port); done
+fi
 endpoint="http://127.0.0.1:$client_port"
 
 step "starting a throwaway etcd on $endpoint (data in $work)"
@@ -139,4 +163,44 @@ if [ -n "$(ctl get /config/feature-x)" ]; then
 fi
 echo "/config/feature-x is gone, as it was when the first backup was taken"
 
-step "demo finished: etcd-shield backed up, verified and restored a cluster, from a file and from a store"
+step "the service: etcd-shield serve with examples/serve.yaml, pointed at this etcd"
+serve_port=$(free_port)
+sed -e "s#http://127.0.0.1:2379#$endpoint#" -e "s#^listen: .*#listen: 127.0.0.1:$serve_port#" \
+  -e "s#to: ./backups/demo#to: $work/served#" examples/serve.yaml > "$work/serve.yaml"
+$cli serve --check --config "$work/serve.yaml" | head -2
+$cli serve --config "$work/serve.yaml" 2> "$work/serve.log" &
+serve_pid=$!
+echo "serve is running (pid $serve_pid), log in $work/serve.log; its store is empty, so a first backup runs at once"
+node -e '
+  const base = process.argv[1];
+  const get = async (path) => { const r = await fetch(base + path); return path === "/metrics" ? r.text() : r.json(); };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const job = async () => (await get("/api/jobs")).jobs[0];
+  (async () => {
+    for (let i = 0; i < 300; i++) {
+      try { const j = await job(); if (j.lastSuccess) break; } catch { /* not listening yet */ }
+      await sleep(100);
+    }
+    let j = await job();
+    if (!j.lastSuccess) throw new Error("no backup after 30 s: see the log");
+    const s = j.lastSuccess;
+    console.log(`GET /api/jobs: job "${j.name}" is ${j.health}: ${s.trigger} backup ${s.backup}, ${s.keys} keys, ${s.bytes} bytes stored, revision ${s.revision}; next run ${j.nextRun}`);
+    const posted = await fetch(base + "/api/jobs/demo/run", { method: "POST" });
+    const { run } = await posted.json();
+    console.log(`POST /api/jobs/demo/run: ${posted.status}, run ${run.id}`);
+    let r = run;
+    while (r.status === "running") { await sleep(100); r = await get("/api/runs/" + run.id); }
+    console.log(`GET /api/runs/${run.id}: ${r.status} in ${r.durationSeconds} s`);
+    if (r.status !== "succeeded") throw new Error(JSON.stringify(r.error));
+    j = await job();
+    console.log(`backups in the store: ${j.backupsKept}`);
+    const metrics = (await get("/metrics")).split("\n").filter((l) => /^etcd_shield_(backup_successes_total|backups_kept|last_run_keys|leader)/.test(l));
+    console.log("GET /metrics:\n  " + metrics.join("\n  "));
+  })().catch((e) => { console.error("MISMATCH:", e.message); process.exit(1); });
+' "http://127.0.0.1:$serve_port"
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+serve_pid=""
+echo "serve stopped on SIGTERM; its last log line: $(tail -n 1 "$work/serve.log")"
+
+step "demo finished: etcd-shield backed up, verified and restored a cluster, from a file and from a store, and ran as a service"

@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { assertNoCrash, childEnv, expectCode, repoRoot, runCli } from './cli';
 
@@ -11,6 +11,7 @@ const PASSWORD = 'pw-Secret-4711';
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'serve-check-'));
+  execFileSync('age-keygen', ['-o', join(dir, 'key.txt')], { stdio: 'ignore' });
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -34,6 +35,7 @@ const GOOD = [
   '    encrypt_to: [age1g952zdcgamzz30qfvcshkqu27kd2kuvfrcplk5ju9reesx6gqa9st0kczk]',
   '    keep: { last: 4, daily: 7 }',
   '    verify: "0 30 3 * * *"',
+  '    identity_file: key.txt',
   '',
 ].join('\n');
 
@@ -65,16 +67,19 @@ test('errors: exit 1, each line names the file, line, job and field', async () =
   assert.equal(r.stdout.length, 0);
 });
 
-test('no jobs, a missing file, and serve without --check: exit 1 with a clear message', async () => {
+test('no jobs, a missing file, serve without --config, a bad identity file: exit 1 with a clear message', async () => {
   const none = await runCli(['serve', '--check', '--config', file('none.yaml', 'listen: 127.0.0.1:9469\njobs: []\n')]);
   expectCode(none, 1, 'no jobs');
   assert.match(none.stderr, /none\.yaml:2: jobs: no jobs: give at least one job/);
   const missing = await runCli(['serve', '--check', '--config', join(dir, 'absent.yaml')]);
   expectCode(missing, 1, 'missing file');
   assert.match(missing.stderr, /cannot read the service configuration .*absent\.yaml: ENOENT/);
-  const serve = await runCli(['serve', '--config', file('good2.yaml', GOOD)]);
-  expectCode(serve, 1, 'serve without --check');
-  assert.match(serve.stderr, /the service itself is not built yet\n {2}what to do: serve --check validates the file; running the service comes in a later release/);
+  const serve = await runCli(['serve']);
+  expectCode(serve, 1, 'serve without --config');
+  assert.match(serve.stderr, /serve needs --config FILE\n {2}what to do: give the service configuration file/);
+  const badKey = await runCli(['serve', '--check', '--config', file('badkey.yaml', GOOD.replace('key.txt', 'good.yaml'))], { env: { ETCD_PW: PASSWORD, API_TOKEN: 'tok' } });
+  expectCode(badKey, 1, 'an identity file that is no identity');
+  assert.match(badKey.stderr, /job "main": identity_file: identity file .*good\.yaml line 1 is not an age identity/);
 });
 
 test('examples/serve.yaml passes the check as shipped', async () => {

@@ -6,6 +6,7 @@ import { archiveKey, backupName, manifestKey } from '../catalogue/naming';
 import type { Config } from '../config/config';
 import { CancelledError, ConfigError, ShieldError, StoreError } from '../errors';
 import { connect } from '../etcd/connect';
+import { abortable } from '../util/abortable';
 import { Sink } from '../io/sink';
 import { Digest } from '../pipeline/digest';
 import { encodeStages, storedExtension } from '../pipeline/stages';
@@ -79,7 +80,9 @@ export async function backupToStore(config: Config, to: StoreRef, opts: StoreBac
     let summary;
     try {
       report.phase('backup');
-      summary = await runBackup(conn, sink, { prefix: config.prefix, format: 'etcd-shield', pageBytes: opts.pageBytes, signal, onStart, onProgress: report.progress });
+      const reading = runBackup(conn, sink, { prefix: config.prefix, format: 'etcd-shield', pageBytes: opts.pageBytes, signal, onStart, onProgress: report.progress });
+      // A stop must not wait for a hung etcd call (closing the connection below ends it).
+      summary = await abortable(reading, opts.signal, 'the backup');
       await sink.end();
       report.phase('upload');
       await upload;

@@ -1,6 +1,9 @@
 import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
+import type { Manifest } from '../catalogue/manifest';
 import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
+import { changeCatalogue, recoveryWindows, type RecoveryWindow, staleChanges } from '../changes/chain';
+import type { StoredObject } from '../store/types';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
@@ -9,9 +12,48 @@ export type { Manifest } from '../catalogue/manifest';
 export type { KeepRules, RetentionDecision } from '../catalogue/retention';
 export type { PrunePlan } from '../catalogue/prune';
 
+/** A catalogue as JSON (`list --json`, the service's API): manifests' public fields only, never a key or a value. */
+export interface CatalogueJson {
+  store: string;
+  /** Oldest first. */
+  backups: (Manifest & { storedAt: string })[];
+  incomplete: { key: string; bytes: number; modified: string }[];
+  problems: { key: string; message: string }[];
+  /** What restore --to-revision / --to-time can reach: from a backup through contiguous change segments. */
+  windows: { fromRevision: number; fromTime: string; toRevision: number; toTime: string; backup: string }[];
+  changes: { segments: number; bytes: number; gaps: string[] };
+}
+
+/** A store's backups plus its change log: segments, gap markers and the windows they make. */
+export interface StoreListing extends Catalogue {
+  store: string;
+  windows: RecoveryWindow[];
+  changes: { segments: number; bytes: number; gaps: string[] };
+}
+
+export function catalogueJson(cat: StoreListing): CatalogueJson {
+  return {
+    store: cat.store,
+    windows: cat.windows.map((w) => ({ ...w, fromTime: w.fromTime.toISOString(), toTime: w.toTime.toISOString() })),
+    changes: cat.changes,
+    backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
+    incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
+    problems: cat.problems,
+  };
+}
+
 /** The store's complete backups (oldest first), its incomplete archives, and unreadable manifests; reads manifests only. */
-export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> = {}): Promise<Catalogue & { store: string }> {
-  return withStore(from, opts, async (store) => ({ store: store.url, ...(await readCatalogue(store, opts.signal)) }));
+export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> = {}): Promise<StoreListing> {
+  return withStore(from, opts, async (store) => {
+    const cat = await readCatalogue(store, opts.signal);
+    const changes = changeCatalogue(await store.list(opts.signal));
+    return {
+      store: store.url,
+      ...cat,
+      windows: recoveryWindows(cat.backups, changes.segments),
+      changes: { segments: changes.segments.length, bytes: changes.segments.reduce((n, s) => n + s.object.size, 0), gaps: changes.gaps.map((g) => g.key) },
+    };
+  });
 }
 
 export interface PruneOptions extends StoreOptions, Pick<OperationOptions, 'signal'> {
@@ -27,17 +69,30 @@ export interface PruneReport extends PrunePlan {
   store: string;
   /** Objects deleted (0 on a dry run). */
   removed: number;
+  /** Change segments and gap markers older than the oldest kept backup, which no kept backup needs. */
+  changes: StoredObject[];
 }
 
 /**
  * Applies restic's keep rules to the store's complete backups, always
- * keeping the newest, and removes incomplete archives older than a day.
+ * keeping the newest, and removes incomplete archives older than a day,
+ * and the change segments older than the oldest kept backup.
  * Unreadable manifests and what they describe are left alone.
  */
 export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOptions = {}): Promise<PruneReport> {
   return withStore(from, opts, async (store) => {
     const plan = planPrune(await readCatalogue(store, opts.signal), rules, opts.now ?? new Date());
-    const removed = opts.dryRun ? 0 : await executePrune(store, plan, opts.signal, opts.onRemoved);
-    return { store: store.url, ...plan, removed };
+    const kept = plan.decisions.filter((d) => d.keep).map((d) => Number(d.backup.manifest.revision));
+    const changes = staleChanges(changeCatalogue(await store.list(opts.signal)), kept);
+    let removed = 0;
+    if (!opts.dryRun) {
+      removed = await executePrune(store, plan, opts.signal, opts.onRemoved);
+      for (const o of changes) {
+        await store.remove(o.key, opts.signal);
+        removed++;
+        opts.onRemoved?.(o.key);
+      }
+    }
+    return { store: store.url, ...plan, removed, changes };
   });
 }

@@ -11,6 +11,8 @@ import type { BackupCommandOptions } from './commands/backup';
 import type { RestoreCommandOptions } from './commands/restore';
 import type { ServeCommandOptions } from './commands/serve';
 import type { VerifyCommandOptions } from './commands/verify';
+import type { FollowCommandOptions } from './commands/follow';
+import { durationFlag } from './duration';
 import { addEncryptOptions, addIdentityOption, addKeepOptions, addStoreOptions, type KeepFlags, type StoreFlags } from './store-flags';
 
 // Commands are loaded when run, so info, --help and --version skip loading the gRPC client.
@@ -26,7 +28,9 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
-  etcd-shield serve --check --config examples/serve.yaml   (the service itself comes later)
+  etcd-shield follow --endpoints http://127.0.0.1:2379 --to s3://backups/etcd/main --flush 5s   (change log, until SIGTERM)
+  etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --to-time 2026-12-02T14:31:58Z --prefix /app/ --overwrite
+  etcd-shield serve --config examples/serve.yaml     (serve --check validates the file first)
   etcd-shield validate -e '{"url":"https://10.0.0.11:2379","auth":"Role-Based Authentication",...}'
 
 Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's plugin directory as "etcd"):
@@ -34,6 +38,18 @@ Under SHIELD (etcd-shield install-plugin DIR puts a one-file copy in the agent's
 
 Exit codes: 0 ok, 1 usage, 2 unsupported action, 4 failure, 10 bad -e JSON,
 12 required field missing, 13 field of the wrong type.`;
+
+const SERVE_HELP = `
+The service runs each job's backups on its cron schedule (seconds allowed, in its time zone), applies
+its keep rules after each success, checks stored backups on its verify schedule, and serves:
+  GET  /             status page            GET /metrics          Prometheus text
+  GET  /healthz      the process lives      GET /readyz           config loaded, stores reachable
+  GET  /api/jobs     jobs, runs, next runs  GET /api/jobs/NAME/backups
+  POST /api/jobs/NAME/run   (Authorization: Bearer TOKEN)   GET /api/runs/ID
+A job still running skips its next tick; a backup missed while the service was down runs at start.
+SIGTERM or Ctrl-C: schedules stop, running backups get shutdown_grace (60 s) to finish, then are
+aborted leaving no backup and no partial object; a second signal aborts them at once.
+Logs: JSON lines on stderr, readable lines at a terminal. Full reference: docs/service.md.`;
 
 function isDebug(): boolean {
   return process.argv.includes('-D') || process.argv.includes('--debug') || shieldBool(process.env.DEBUG ?? '') === true;
@@ -85,6 +101,8 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
       .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
       .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
+      .addOption(new Option('--to-revision <rev>', 'with --from: restore the keyspace as it was at this revision (a full backup plus the change log up to it)').argParser(positiveInt('to-revision')))
+      .option('--to-time <time>', 'with --from: restore the keyspace as it was at this time (ISO 8601); prints the revision it resolved to')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
       .option('--revision <rev>', 'for an etcd snapshot file: restore the keys as they were at this revision (default: the snapshot\'s newest; not older than its last compaction)')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
@@ -115,6 +133,18 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     ),
   ).action(async (opts: VerifyCommandOptions) => run(async (ctx) => (await import('./commands/verify')).runVerify(opts, ctx)));
 
+  addStoreOptions(addEncryptOptions(addFieldOptions(
+    program
+      .command('follow')
+      .description('record every change under the prefix into a store as change segments, for restore --to-revision / --to-time; runs until SIGTERM')
+      .requiredOption('--to <store>', 'the store that holds the backups (a directory or s3://bucket/path); a full backup is taken first if it has none')
+      .addOption(new Option('--flush <duration>', 'store the open segment this often (e.g. 500ms, 5s): the most a crash loses').argParser(durationFlag('flush')).default(5000, '5s'))
+      .addOption(new Option('--idle-flush <duration>', 'with no changes, record that the log is current this often').argParser(durationFlag('idle-flush')).default(60_000, '1m'))
+      .addOption(new Option('--segment-bytes <n>', 'store a segment early once its events reach this size').argParser(positiveInt('segment-bytes')).hideHelp()),
+  ))).action(async (opts: FollowCommandOptions, cmd: Command) =>
+    run(async (ctx) => (await import('./commands/follow')).runFollow(configFrom(cmd, ctx), opts, ctx)),
+  );
+
   addStoreOptions(
     program
       .command('list')
@@ -138,10 +168,12 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
 
   program
     .command('serve')
-    .description('run scheduled backups as a service (coming); for now --check validates the service configuration file')
-    .option('-c, --config <file>', 'the service configuration (YAML): listen, token, jobs')
+    .description('run scheduled backups as a service: schedules, retention, verify runs, HTTP API, metrics and a status page')
+    .option('-c, --config <file>', 'the service configuration (YAML): listen, token, jobs (see examples/serve.yaml)')
     .option('--check', 'check the file (every job, field and secret source) and print a summary; exit 0 if valid, 1 if not')
-    .action(async (opts: ServeCommandOptions) => run(async (ctx) => (await import('./commands/serve')).runServe(opts, ctx)));
+    .addHelpText('after', SERVE_HELP)
+    // The service handles its own signals: the first lets running backups finish, the second aborts them cleanly.
+    .action(async (opts: ServeCommandOptions) => (await import('./commands/serve')).runServe(opts, stderrContext(new AbortController().signal)));
 
   return program;
 }

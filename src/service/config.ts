@@ -17,8 +17,10 @@ export { ServiceConfigError, formatProblem, type ConfigProblem } from './errors'
 export const DEFAULT_LISTEN = '127.0.0.1:9469';
 export const DEFAULT_TIMEZONE = 'UTC';
 const JOB_NAME = /^[a-z0-9_-]+$/;
-const TOP_KEYS = ['listen', 'token', 'token_env', 'token_file', 'ha', 'jobs'];
-const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'keep', 'verify'];
+const TOP_KEYS = ['listen', 'token', 'token_env', 'token_file', 'shutdown_grace', 'ha', 'jobs'];
+export const DEFAULT_GRACE_SECONDS = 60;
+const JOB_KEYS = ['name', 'etcd', 'prefix', 'to', 'schedule', 'timezone', 'compress', 'encrypt_to', 'encrypt_to_file', 'identity_file', 'keep', 'verify', 'changes'];
+export const DEFAULT_FLUSH_SECONDS = 5;
 
 export interface Listen {
   host: string;
@@ -37,7 +39,9 @@ export interface JobSummary {
   verify?: string;
   compress: Compression;
   encryptTo: string[];
+  identityFile?: string;
   keep: KeepRules;
+  changes?: { flushSeconds: number };
 }
 
 /** One scheduled backup. The etcd connection (with its secrets) is only reachable through `etcd`, never enumerated or serialised. */
@@ -55,6 +59,10 @@ export class ServiceJob {
     readonly encryptTo: readonly string[],
     readonly keep: KeepRules,
     readonly verify?: string,
+    /** An age identity file for verifying encrypted backups; read (and checked) when the service starts. */
+    readonly identityFile?: string,
+    /** A change log between backups (follow), run by the leader. */
+    readonly changes?: { flushSeconds: number },
   ) {
     this.#etcd = etcd;
   }
@@ -91,7 +99,9 @@ export class ServiceJob {
       verify: this.verify,
       compress: this.compress,
       encryptTo: [...this.encryptTo],
+      identityFile: this.identityFile,
       keep: { ...this.keep },
+      changes: this.changes && { ...this.changes },
     };
   }
 
@@ -108,8 +118,17 @@ export interface ServiceSummary {
   source: string;
   listen: string;
   token: 'set' | 'none';
-  ha?: { election: string };
+  shutdownGraceSeconds: number;
+  ha?: HaConfig;
   jobs: JobSummary[];
+  warnings: string[];
+}
+
+export interface ServiceSettings {
+  /** How long a running backup may go on after SIGTERM/SIGINT before it is aborted. */
+  shutdownGraceSeconds: number;
+  /** Things that are allowed but worth telling (e.g. no token off loopback). */
+  warnings: string[];
 }
 
 /** A checked service configuration. The API token is only reachable through `token`, never enumerated or serialised. */
@@ -120,8 +139,9 @@ export class ServiceConfig {
     readonly source: string,
     readonly listen: Listen,
     token: string | undefined,
-    readonly ha: { election: string } | undefined,
+    readonly ha: HaConfig | undefined,
     readonly jobs: readonly ServiceJob[],
+    readonly settings: ServiceSettings = { shutdownGraceSeconds: DEFAULT_GRACE_SECONDS, warnings: [] },
   ) {
     this.#token = token;
   }
@@ -132,7 +152,7 @@ export class ServiceConfig {
 
   describe(): ServiceSummary {
     const host = this.listen.host.includes(':') ? `[${this.listen.host}]` : this.listen.host;
-    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', ha: this.ha, jobs: this.jobs.map((j) => j.describe()) };
+    return { source: this.source, listen: `${host}:${this.listen.port}`, token: this.#token ? 'set' : 'none', shutdownGraceSeconds: this.settings.shutdownGraceSeconds, ha: this.ha && { ...this.ha }, jobs: this.jobs.map((j) => j.describe()), warnings: [...this.settings.warnings] };
   }
 
   toJSON(): ServiceSummary {
@@ -185,16 +205,19 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
   const topCtx: BlockContext = { env: opts.env, readFile, resolvePath: (p) => resolve(baseDir, p), problem: (f, m, p) => top(f, m, p) };
   const listen = parseListen(root.listen ?? DEFAULT_LISTEN, (m) => top('listen', m, ['listen']));
   const token = readToken(root, topCtx);
+  const warnings: string[] = [];
   if (listen && !listen.loopback && token === undefined && !tokenGiven(root)) {
-    top('token', `is required when listen (${String(root.listen)}) is not a loopback address: give token_file or token_env`, ['listen']);
+    // Allowed, as the issue asks, but loudly: the API then refuses runs from anywhere but loopback.
+    warnings.push(`listen ${String(root.listen)} is not a loopback address and no token is set: anyone who reaches it can read the jobs, and POST /api/jobs/NAME/run is refused except from loopback; set token_file or token_env`);
   }
+  const grace = parseSeconds(root.shutdown_grace ?? DEFAULT_GRACE_SECONDS, (m) => top('shutdown_grace', m, ['shutdown_grace']));
   const ha = parseHa(root.ha, top);
 
   const jobs: ServiceJob[] = [];
+  const names = new Map<string, number>();
   if (!Array.isArray(root.jobs) || root.jobs.length === 0) {
     top('jobs', root.jobs === undefined || (Array.isArray(root.jobs) && root.jobs.length === 0) ? 'no jobs: give at least one job (name, etcd, to, schedule)' : 'must be a list of jobs', root.jobs === undefined ? [] : ['jobs']);
   } else {
-    const names = new Map<string, number>();
     const stores = new Map<string, string>();
     root.jobs.forEach((raw, i) => {
       const name = isMap(raw) && typeof raw.name === 'string' ? raw.name : undefined;
@@ -211,8 +234,9 @@ export function loadServiceConfig(text: string, source: string, opts: LoadOption
       jobs.push(job);
     });
   }
+  const haConfig = resolveHa(ha, [...names.keys()], top);
   if (problems.length) throw new ServiceConfigError(source, byLine(problems));
-  return new ServiceConfig(source, listen!, token, ha, jobs);
+  return new ServiceConfig(source, listen!, token, haConfig, jobs, { shutdownGraceSeconds: grace ?? DEFAULT_GRACE_SECONDS, warnings });
 }
 
 type Map_ = Record<string, unknown>;
@@ -243,6 +267,14 @@ export function parseListen(value: unknown, fail: (message: string) => void): Li
   return { host, port, loopback };
 }
 
+/** A number of seconds, or a string like "90s" or "2m"; whole, 0 to a day. */
+function parseSeconds(value: unknown, fail: (message: string) => void): number | undefined {
+  const m = typeof value === 'number' ? [String(value), String(value), 's'] : typeof value === 'string' ? /^(\d+)\s*(s|m)?$/.exec(value.trim()) : null;
+  const n = m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 86400) return void fail(`${JSON.stringify(value)} is not a duration: give seconds (60), "90s" or "2m", at most a day`);
+  return n;
+}
+
 function tokenGiven(root: Map_): boolean {
   return ['token', 'token_env', 'token_file'].some((k) => root[k] !== undefined && root[k] !== null);
 }
@@ -264,12 +296,49 @@ function readToken(root: Map_, ctx: BlockContext): string | undefined {
   return token;
 }
 
-function parseHa(raw: unknown, top: (f: string, m: string, p: YamlPath) => void): { election: string } | undefined {
+/** How long an instance's lease lives without keep-alives: the longest a dead leader holds on. */
+export const DEFAULT_HA_TTL = 10;
+const HA_TTL_MIN = 2;
+const HA_TTL_MAX = 300;
+const HA_KEYS = ['election', 'job', 'ttl'];
+
+/** Several instances campaign on `election`, through the etcd cluster of job `job`. */
+export interface HaConfig {
+  election: string;
+  job: string;
+  /** Lease TTL in seconds. */
+  ttl: number;
+}
+
+type HaInput = Omit<HaConfig, 'job'> & { job?: string };
+
+function parseHa(raw: unknown, top: (f: string, m: string, p: YamlPath) => void): HaInput | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (!isMap(raw)) return void top('ha', 'must be a map, e.g. { election: /etcd-shield/leader }', ['ha']);
-  unknownKeys(raw, ['election'], (k) => top(`ha.${k}`, 'unknown setting; ha takes election', ['ha', k]));
-  if (typeof raw.election !== 'string' || raw.election.trim() === '') return void top('ha.election', 'must be the etcd key of the election, e.g. /etcd-shield/leader', ['ha', 'election']);
-  return { election: raw.election };
+  unknownKeys(raw, HA_KEYS, (k) => top(`ha.${k}`, `unknown setting; ha takes ${HA_KEYS.join(', ')}`, ['ha', k]));
+  let ok = true;
+  if (typeof raw.election !== 'string' || raw.election.trim() === '') {
+    ok = false;
+    top('ha.election', 'must be the etcd key of the election, e.g. /etcd-shield/leader', ['ha', 'election']);
+  }
+  if (raw.job !== undefined && (typeof raw.job !== 'string' || raw.job.trim() === '')) {
+    ok = false;
+    top('ha.job', 'must be the name of the job whose etcd holds the election (default: the first job)', ['ha', 'job']);
+  }
+  const ttl = raw.ttl ?? DEFAULT_HA_TTL;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < HA_TTL_MIN || ttl > HA_TTL_MAX) {
+    ok = false;
+    top('ha.ttl', `${JSON.stringify(ttl)} is not a whole number of seconds from ${HA_TTL_MIN} to ${HA_TTL_MAX} (default ${DEFAULT_HA_TTL})`, ['ha', 'ttl']);
+  }
+  return ok ? { election: raw.election as string, job: raw.job as string | undefined, ttl: ttl as number } : undefined;
+}
+
+/** The job named by ha.job (or the first one) must be in the file; `jobs` are the names given, even of jobs with problems. */
+function resolveHa(ha: HaInput | undefined, jobs: readonly string[], top: (f: string, m: string, p: YamlPath) => void): HaConfig | undefined {
+  if (!ha || jobs.length === 0) return undefined;
+  const job = ha.job ?? jobs[0]!;
+  if (!jobs.includes(job)) return void top('ha.job', `"${job}" is not a job of this file; give one of ${jobs.join(', ')}`, ['ha', 'job']);
+  return { election: ha.election, job, ttl: ha.ttl };
 }
 
 /** Checks one cron expression in a zone; returns the problem or undefined. */
@@ -339,9 +408,18 @@ function parseJob(raw: unknown, i: number, ctx: BlockContext, problems: ConfigPr
 
   const recipients = parseJobRecipients(raw, ctx, fail, base);
   const keep = parseKeep(raw.keep, fail, [...base, 'keep']);
+  let identityFile: string | undefined;
+  if (raw.identity_file !== undefined && raw.identity_file !== null) {
+    if (typeof raw.identity_file !== 'string' || raw.identity_file.trim() === '') fail('identity_file', 'must be the path of an age identity file (as age-keygen writes it)');
+    else identityFile = resolve(baseDir, raw.identity_file);
+  } else if (raw.verify !== undefined && raw.verify !== null && recipients.length > 0) {
+    fail('identity_file', 'is required with verify on an encrypted job: verifying reads the backups, which needs an age identity of one of the recipients', [...base, 'verify']);
+  }
+
+  const changes = parseChanges(raw.changes, fail, [...base, 'changes']);
 
   if (!ok || !etcd || !store || name === undefined) return undefined;
-  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string));
+  return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string), identityFile, changes);
 }
 
 type Fail = (field: string, message: string, path?: YamlPath) => void;
@@ -376,6 +454,16 @@ function parseJobRecipients(raw: Map_, ctx: BlockContext, fail: Fail, base: Yaml
     }
   }
   return [...new Set(found)];
+}
+
+/** `changes: { flush: 5s }` (or `changes: {}` for the default): the change log of issue 16. */
+function parseChanges(raw: unknown, fail: Fail, path: YamlPath): { flushSeconds: number } | undefined {
+  if (raw === undefined || raw === null || raw === false) return undefined;
+  if (!isMap(raw)) return void fail('changes', 'must be a map, e.g. { flush: 5s }');
+  unknownKeys(raw, ['flush'], (k) => fail(`changes.${k}`, 'unknown setting; changes takes flush', [...path, k]));
+  const flush = parseSeconds(raw.flush ?? DEFAULT_FLUSH_SECONDS, (m) => fail('changes.flush', m, [...path, 'flush']));
+  if (flush === 0) return void fail('changes.flush', 'must be at least 1 second', [...path, 'flush']);
+  return flush === undefined ? undefined : { flushSeconds: flush };
 }
 
 function parseKeep(raw: unknown, fail: Fail, path: YamlPath): KeepRules {

@@ -3,7 +3,7 @@
  * the status page read only these shapes, never a job's configuration
  * objects, so no secret can reach them.
  */
-import type { Catalogue } from '../catalogue/catalogue';
+import type { StoreListing } from '../api/catalogue';
 import type { KeepRules } from '../catalogue/retention';
 
 export type RunKind = 'backup' | 'verify';
@@ -31,7 +31,8 @@ export interface RunView {
   backup?: string;
   keys?: number;
   leases?: number;
-  revision?: number;
+  /** int64, as a decimal string (as etcd and the manifest give it). */
+  revision?: string;
   /** Bytes in the store (after compression and encryption). */
   bytes?: number;
   /** Bytes of the archive before compression. */
@@ -77,10 +78,27 @@ export interface JobView {
   backupsKept?: number;
   /** The newest runs first, at most RUN_HISTORY. */
   runs: RunView[];
+  changes?: ChangesView;
   /** Counters since the process started. */
   successes: number;
   failures: number;
   skips: number;
+}
+
+/** The job's change log (follow), when it has one. */
+export interface ChangesView {
+  flushSeconds: number;
+  /** Whether the follower runs now (on the leader only). */
+  running: boolean;
+  /** The newest revision stored in the change log by this instance, and when it was seen. */
+  coveredRevision?: string;
+  coveredAt?: string;
+  /** Seconds from coveredAt to now: how much a restore to "now" would miss. */
+  lagSeconds?: number;
+  segments: number;
+  gaps: number;
+  /** The last error that stopped the follower (it starts again after a pause). */
+  error?: RunError;
 }
 
 export interface RoleView {
@@ -89,6 +107,8 @@ export interface RoleView {
   ha: boolean;
   /** This instance's id in the election (host:pid). */
   instance: string;
+  /** The instance that leads now, as etcd last said; absent while unknown (e.g. etcd unreachable). */
+  leaderInstance?: string;
   /** The election key, with ha. */
   election?: string;
 }
@@ -115,7 +135,7 @@ export interface ServiceControl {
    */
   trigger(name: string): RunView;
   /** The job's catalogue, read from its store now. Throws NotFoundError for an unknown job. */
-  backups(name: string, signal?: AbortSignal): Promise<Catalogue & { store: string }>;
+  backups(name: string, signal?: AbortSignal): Promise<StoreListing>;
   /** Each job's store, reached now. */
   ready(signal?: AbortSignal): Promise<ReadyCheck[]>;
   /** Whether the service is shutting down (readyz answers 503 then). */

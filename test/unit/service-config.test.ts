@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, ERROR_KINDS } from '../../src/errors';
@@ -91,10 +91,12 @@ describe('a valid file', () => {
       `    encrypt_to: [${R1}]`,
       '    keep: { last: 4, hourly: 24, daily: 7, weekly: 4, monthly: 6, yearly: 0 }',
       '    verify: "0 30 3 * * *"',
+      '    identity_file: keys/backup.txt',
     ].join('\n');
     const c = load(text);
     assert.equal(c.describe().listen, '127.0.0.1:9469');
-    assert.deepEqual(c.ha, { election: '/etcd-shield/leader' });
+    assert.deepEqual(c.ha, { election: '/etcd-shield/leader', job: 'a-1_b', ttl: 10 }, 'ha defaults: the first job, a 10 s lease');
+    assert.deepEqual(c.describe().ha, { election: '/etcd-shield/leader', job: 'a-1_b', ttl: 10 });
     const j = c.jobs[0]!;
     assert.deepEqual(j.store, { kind: 's3', bucket: 'backups', prefix: 'etcd/a' });
     assert.equal(j.etcd.timeoutMs, 5000);
@@ -102,6 +104,7 @@ describe('a valid file', () => {
     assert.deepEqual(j.encryptTo, [R1]);
     assert.deepEqual(j.keep, { last: 4, hourly: 24, daily: 7, weekly: 4, monthly: 6, yearly: 0 });
     assert.equal(j.verify, '0 30 3 * * *');
+    assert.equal(j.identityFile, resolve(opts({}).baseDir!, 'keys/backup.txt'));
     // 02:30 in Berlin in winter is 01:30 UTC.
     assert.equal(j.nextRun(new Date('2026-12-02T08:00:00Z'))?.toISOString(), '2026-12-03T01:30:00.000Z');
   });
@@ -199,6 +202,27 @@ describe('every problem, named by job, field and line', () => {
     oneProblem(two, /^serve\.yaml:9: job "other": to: is also the store of job "main"/);
   });
 
+  test('verify on an encrypted job needs identity_file (verifying reads the backups)', () => {
+    oneProblem(yaml([`encrypt_to: [${R1}]`, 'verify: "0 30 3 * * *"']), /job "main": identity_file: is required with verify on an encrypted job/);
+    assert.equal(load(yaml([`encrypt_to: [${R1}]`])).jobs[0]!.identityFile, undefined);
+  });
+
+  test('changes: { flush } turns on the change log; 5 s by default; unknown keys and 0 refused', () => {
+    assert.equal(load(yaml()).jobs[0]!.changes, undefined);
+    assert.deepEqual(load(yaml(['changes: {}'])).jobs[0]!.changes, { flushSeconds: 5 });
+    assert.deepEqual(load(yaml(['changes: { flush: 2s }'])).jobs[0]!.changes, { flushSeconds: 2 });
+    oneProblem(yaml(['changes: { flush: 0 }']), /changes\.flush: must be at least 1 second/);
+    oneProblem(yaml(['changes: { every: 5s }']), /changes\.every: unknown setting; changes takes flush/);
+    oneProblem(yaml(['changes: yes']), /changes: must be a map, e\.g\. \{ flush: 5s \}/);
+  });
+
+  test('shutdown_grace: seconds, "90s" or "2m"; 60 s by default', () => {
+    assert.equal(load(yaml()).settings.shutdownGraceSeconds, 60);
+    assert.equal(load(yaml([], ['shutdown_grace: 5'])).settings.shutdownGraceSeconds, 5);
+    assert.equal(load(yaml([], ['shutdown_grace: "2m"'])).settings.shutdownGraceSeconds, 120);
+    oneProblem(yaml([], ['shutdown_grace: soon']), /shutdown_grace: "soon" is not a duration/);
+  });
+
   test('a bad cron, a bad verify cron, a bad time zone', () => {
     assert.equal(
       oneProblem(yaml().replace('"0 */15 * * * *"', '"0 */15 * *"'), /schedule/),
@@ -241,14 +265,33 @@ describe('every problem, named by job, field and line', () => {
     oneProblem(yaml(['compress: lz4']), /^serve\.yaml:7: job "main": compress: "lz4" is not one of zstd, gzip, none$/);
     oneProblem(yaml(['tz: UTC']), /^serve\.yaml:7: job "main": tz: unknown setting; a job takes .*timezone/);
     oneProblem(yaml([], ['listn: 1.2.3.4:1']), /^serve\.yaml:2: listn: unknown setting/);
-    oneProblem(yaml([], ['ha: { election: /x, ttl: 5 }']), /^serve\.yaml:2: ha\.ttl: unknown setting/);
+    oneProblem(yaml([], ['ha: { election: /x, lease: 5 }']), /^serve\.yaml:2: ha\.lease: unknown setting; ha takes election, job, ttl/);
     oneProblem(yaml([], ['ha: { }']), /ha\.election: must be the etcd key/);
   });
 
-  test('listen: host:port with a port in range; a token is required off loopback; only one token source', () => {
+  test('ha: job names a job of the file, ttl is a whole number of seconds from 2 to 300', () => {
+    const second = ['  - name: other', '    etcd: { url: "http://127.0.0.1:2380" }', '    to: ./store/other', '    schedule: "0 * * * *"'];
+    const two = (ha: string) => yaml([], [ha]) + second.join('\n') + '\n';
+    assert.deepEqual(load(two('ha: { election: /e, job: other, ttl: 3 }')).ha, { election: '/e', job: 'other', ttl: 3 });
+    assert.deepEqual(load(two('ha: { election: /e }')).ha, { election: '/e', job: 'main', ttl: 10 });
+    assert.deepEqual(load(yaml([], ['ha: { election: /e, ttl: 300 }'])).ha, { election: '/e', job: 'main', ttl: 300 });
+    oneProblem(two('ha: { election: /e, job: mian }'), /^serve\.yaml:2: ha\.job: "mian" is not a job of this file; give one of main, other$/);
+    oneProblem(yaml([], ['ha: { election: /e, job: 7 }']), /^serve\.yaml:2: ha\.job: must be the name of the job/);
+    for (const ttl of ['1', '301', '2.5', '"10"', '0', '-4']) {
+      oneProblem(yaml([], [`ha: { election: /e, ttl: ${ttl} }`]), /^serve\.yaml:2: ha\.ttl: .* is not a whole number of seconds from 2 to 300 \(default 10\)$/);
+    }
+    // A job with problems of its own is still a job ha may name: only its own problem is reported.
+    const lines = problems(two('ha: { election: /e, job: other }').replace('schedule: "0 * * * *"', 'schedule: "nope"'));
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /job "other": schedule/);
+  });
+
+  test('listen: host:port with a port in range; no token off loopback is a warning; only one token source', () => {
     oneProblem(yaml().replace('127.0.0.1:9469', '127.0.0.1:0'), /^serve\.yaml:1: listen: "127\.0\.0\.1:0" has port 0, outside 1-65535/);
     oneProblem(yaml().replace('127.0.0.1:9469', 'localhost'), /listen: "localhost" is not host:port/);
-    oneProblem(yaml().replace('127.0.0.1:9469', '0.0.0.0:9469'), /^serve\.yaml:1: token: is required when listen \(0\.0\.0\.0:9469\) is not a loopback address/);
+    const open = load(yaml().replace('127.0.0.1:9469', '0.0.0.0:9469'));
+    assert.equal(open.settings.warnings.length, 1);
+    assert.match(open.settings.warnings[0]!, /0\.0\.0\.0:9469 is not a loopback address and no token is set.*refused except from loopback/);
     assert.equal(load(yaml().replace('127.0.0.1:9469', '"[::1]:9469"')).listen.loopback, true);
     oneProblem(yaml([], [`token: ${TOKEN}`, 'token_env: API_TOKEN']), /token_env: give only one of token, token_env and token_file/);
     const missing = oneProblem(yaml([], ['token_env: API_TOKEN']), /^serve\.yaml:2: token_env: environment variable API_TOKEN is not set$/);

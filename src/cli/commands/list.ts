@@ -1,4 +1,4 @@
-import { listBackups } from '../../api/catalogue';
+import { catalogueJson, listBackups } from '../../api/catalogue';
 import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
 import { printReport } from '../stdout';
@@ -8,18 +8,7 @@ import { type StoreFlags, storeOptions } from '../store-flags';
 export async function runList(from: string, opts: StoreFlags & { json?: boolean }, ctx: RunContext): Promise<void> {
   const cat = await listBackups(from, { ...storeOptions(opts), signal: ctx.signal });
   if (opts.json) {
-    printReport(
-      JSON.stringify(
-        {
-          store: cat.store,
-          backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
-          incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
-          problems: cat.problems,
-        },
-        null,
-        2,
-      ),
-    );
+    printReport(JSON.stringify(catalogueJson(cat), null, 2));
   } else if (cat.backups.length) {
     const rows = cat.backups.map((b) => {
       const m = b.manifest;
@@ -27,8 +16,14 @@ export async function runList(from: string, opts: StoreFlags & { json?: boolean 
     });
     printReport(table(['NAME', 'TAKEN', 'REVISION', 'KEYS', 'STORED', 'COMPRESS', 'ENCRYPTION', 'PREFIX'], rows));
   }
+  if (!opts.json && cat.changes.segments) {
+    const rows = cat.windows.map((w) => [`r${w.fromRevision}`, w.fromTime.toISOString(), `r${w.toRevision}`, w.toTime.toISOString(), w.backup]);
+    printReport(`\nrecoverable windows (restore --to-revision / --to-time):\n${table(['FROM', 'FROM TIME', 'TO', 'TO TIME', 'FROM BACKUP'], rows)}`);
+  }
   if (!opts.json) {
     ctx.say(`${cat.backups.length} complete backup${cat.backups.length === 1 ? '' : 's'} in ${cat.store}`);
+    if (cat.changes.segments) ctx.say(`change log: ${cat.changes.segments} segment${cat.changes.segments === 1 ? '' : 's'}, ${humanBytes(cat.changes.bytes)}`);
+    for (const g of cat.changes.gaps) ctx.say(`gap: ${g} (changes were compacted away before they were recorded; a window ends there)`);
     if (cat.incomplete.length) ctx.say(`note: ${cat.incomplete.length} incomplete archive(s) without a manifest (failed or running backups; prune removes them after a day)`);
     for (const p of cat.problems) ctx.say(`warning: ${p.message}`);
   }

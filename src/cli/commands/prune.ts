@@ -21,6 +21,7 @@ export async function runPrune(from: string, opts: StoreFlags & KeepFlags & { dr
           dryRun: Boolean(opts.dryRun),
           backups: r.decisions.map((d) => ({ name: d.backup.name, takenAt: d.backup.manifest.takenAt, keep: d.keep, reasons: d.reasons })),
           incompleteRemoved: r.staleIncomplete.map((o) => o.key),
+          changesRemoved: r.changes.map((o) => o.key),
           removedObjects: r.removed,
         },
         null,
@@ -32,6 +33,7 @@ export async function runPrune(from: string, opts: StoreFlags & KeepFlags & { dr
     const col = (word: string) => word.padEnd(verb.length + 1);
     const lines = r.decisions.map((d) => (d.keep ? `${col('keep')}${d.backup.name}  (${d.reasons.join(', ')})` : `${col(verb)}${d.backup.name}  (no rule keeps it)`));
     for (const o of r.staleIncomplete) lines.push(`${col(verb)}${o.key}  (incomplete: no manifest, last written ${o.modified.toISOString()})`);
+    if (r.changes.length) lines.push(`${col(verb)}${r.changes.length} change segment(s) and gap marker(s) older than the oldest kept backup (${r.changes[0]!.key} ...)`);
     if (lines.length) printReport(lines.join('\n'));
   }
   const kept = r.decisions.length - dropped.length;

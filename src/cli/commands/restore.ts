@@ -15,6 +15,8 @@ export interface RestoreCommandOptions extends StoreFlags {
   from?: string;
   backup?: string;
   before?: string;
+  toRevision?: number;
+  toTime?: string;
   identity?: string[];
   dryRun?: boolean;
   revision?: string;
@@ -22,8 +24,11 @@ export interface RestoreCommandOptions extends StoreFlags {
 }
 
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.from && (opts.toRevision !== undefined || opts.toTime !== undefined)) return runPointRestore(config, opts.from, opts, ctx);
   if (opts.from) return runStoreRestore(config, opts.from, opts, ctx);
-  if (opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--backup and --before pick a backup in a store', 'add --from DIR or --from s3://bucket/path');
+  if (opts.backup !== undefined || opts.before !== undefined || opts.toRevision !== undefined || opts.toTime !== undefined) {
+    throw new UsageError('--backup, --before, --to-revision and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
+  }
   if (!opts.in && process.stdin.isTTY) {
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
   }
@@ -47,15 +52,20 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
   }
 }
 
-async function runStoreRestore(config: Config, from: string, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+/** What every restore from a store shares: flags, progress, the report; `describe` says where the data came from. */
+async function restoreFromStoreWith<S extends RestoreSummary>(
+  config: Config,
+  opts: RestoreCommandOptions,
+  ctx: RunContext,
+  call: (common: Omit<RestoreRunOptions, 'inputName'> & ReturnType<typeof storeOptions>) => Promise<S>,
+  describe: (s: S) => string[],
+): Promise<void> {
   if (opts.in) throw new UsageError('give either --in FILE or --from STORE, not both');
   const start = process.hrtime.bigint();
   const progress = new Progress();
   try {
-    const summary = await (await import('../../api/restore-from-store')).restoreFromStore(config, from, {
+    const summary = await call({
       ...storeOptions(opts),
-      name: opts.backup,
-      before: opts.before === undefined ? undefined : parseTime(opts.before, '--before'),
       identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
       limits: opts.limits,
@@ -64,11 +74,28 @@ async function runStoreRestore(config: Config, from: string, opts: RestoreComman
       onWarning: warnings(ctx),
     });
     progress.stop();
-    ctx.say(`backup ${summary.backup.name} from ${summary.store}`);
+    for (const line of describe(summary)) ctx.say(line);
     report(summary, config, opts, ctx, secondsSince(start));
   } finally {
     progress.stop();
   }
+}
+
+async function runStoreRestore(config: Config, from: string, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  const { restoreFromStore } = await import('../../api/restore-from-store');
+  const before = opts.before === undefined ? undefined : parseTime(opts.before, '--before');
+  await restoreFromStoreWith(config, opts, ctx, (common) => restoreFromStore(config, from, { ...common, name: opts.backup, before }), (s) => [`backup ${s.backup.name} from ${s.store}`]);
+}
+
+async function runPointRestore(config: Config, from: string, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.backup !== undefined || opts.before !== undefined) throw new UsageError('--to-revision and --to-time pick the backup themselves; drop --backup and --before');
+  if (opts.toRevision !== undefined && opts.toTime !== undefined) throw new UsageError('give either --to-revision or --to-time, not both');
+  const { restoreToPoint } = await import('../../api/restore-to-point');
+  const toTime = opts.toTime === undefined ? undefined : parseTime(opts.toTime, '--to-time');
+  await restoreFromStoreWith(config, opts, ctx, (common) => restoreToPoint(config, from, { ...common, toRevision: opts.toRevision, toTime }), (s) => [
+    ...(opts.toTime !== undefined ? [`time ${opts.toTime} is revision ${s.revision}`] : []),
+    `revision ${s.revision}: backup ${s.backup.name} (revision ${s.backup.manifest.revision}) from ${s.store}, plus ${s.events} changes to ${s.changedKeys} keys from ${s.segments} segment${s.segments === 1 ? '' : 's'}`,
+  ]);
 }
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {

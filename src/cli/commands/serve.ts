@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../../errors';
+import { readIdentityFile } from '../../pipeline/encryption';
 import type { ServiceConfig } from '../../service/config';
 import type { RunContext } from '../context';
 import { printReport } from '../stdout';
@@ -10,29 +11,56 @@ export interface ServeCommandOptions {
   check?: boolean;
 }
 
-/** `serve --check`: every problem in the file on stderr (exit 1), or a summary per job on stdout (exit 0). */
+/**
+ * `serve --check`: every problem in the file on stderr (exit 1), or a
+ * summary per job on stdout (exit 0). `serve`: runs the service until
+ * SIGTERM/SIGINT.
+ */
 export async function runServe(opts: ServeCommandOptions, ctx: RunContext): Promise<void> {
-  if (!opts.check) {
-    throw new UsageError('the service itself is not built yet', 'serve --check validates the file; running the service comes in a later release');
+  if (!opts.config) throw new UsageError(`serve${opts.check ? ' --check' : ''} needs --config FILE`, 'give the service configuration file, e.g. --config examples/serve.yaml');
+  const config = await readConfig(opts.config, ctx);
+  if (opts.check) {
+    await checkIdentities(config);
+    for (const w of config.settings.warnings) ctx.say(`warning: ${w}`);
+    printReport(summary(config));
+    return;
   }
-  if (!opts.config) throw new UsageError('serve --check needs --config FILE', 'give the service configuration file, e.g. --config examples/serve.yaml');
+  const { serve } = await import('../serve-process');
+  await serve(config, { debug: isDebugRun() });
+}
+
+async function readConfig(file: string, ctx: RunContext): Promise<ServiceConfig> {
   let text: string;
   try {
-    text = readFileSync(opts.config, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read the service configuration ${opts.config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to --config');
+    throw new UsageError(`cannot read the service configuration ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to --config');
   }
   const { loadServiceConfig, ServiceConfigError } = await loadService();
-  let config: ServiceConfig;
   try {
-    config = loadServiceConfig(text, opts.config, { env: process.env, baseDir: dirname(resolve(opts.config)) });
+    return loadServiceConfig(text, file, { env: process.env, baseDir: dirname(resolve(file)) });
   } catch (err) {
     if (!(err instanceof ServiceConfigError)) throw err;
     for (const line of err.lines()) ctx.say(line);
     // A file that fails the check is a usage problem: exit 1, as the issue asks of --check.
-    throw new UsageError(`${opts.config} is not valid: ${err.problems.length} error${err.problems.length === 1 ? '' : 's'} (listed above)`, 'fix each listed line, then run serve --check again');
+    throw new UsageError(`${file} is not valid: ${err.problems.length} error${err.problems.length === 1 ? '' : 's'} (listed above)`, 'fix each listed line, then run serve --check again');
   }
-  printReport(summary(config));
+}
+
+/** Identity files are read by the service at start; --check reads them too, so a bad one shows before a deploy. */
+async function checkIdentities(config: ServiceConfig): Promise<void> {
+  for (const job of config.jobs) {
+    if (!job.identityFile) continue;
+    try {
+      await readIdentityFile(job.identityFile);
+    } catch (err) {
+      throw new UsageError(`${config.source}: job "${job.name}": identity_file: ${(err as Error).message}`, 'give the identity file that age-keygen wrote for one of the job\'s recipients');
+    }
+  }
+}
+
+function isDebugRun(): boolean {
+  return process.argv.includes('-D') || process.argv.includes('--debug');
 }
 
 /** The one-file SHIELD build leaves yaml and croner out; that copy says so instead of crashing. */
@@ -51,8 +79,9 @@ function summary(config: ServiceConfig, now = new Date()): string {
     `${d.source}: ok, ${d.jobs.length} job${d.jobs.length === 1 ? '' : 's'}`,
     `listen    ${d.listen}${config.listen.loopback ? ' (loopback)' : ''}`,
     `token     ${d.token === 'set' ? 'set (hidden)' : 'none (loopback only)'}`,
+    `grace     ${d.shutdownGraceSeconds} s for running backups on SIGTERM`,
   ];
-  if (d.ha) out.push(`ha        election on ${d.ha.election}`);
+  if (d.ha) out.push(`ha        election on ${d.ha.election}, through job "${d.ha.job}"'s etcd, lease TTL ${d.ha.ttl} s`);
   for (const job of config.jobs) {
     const j = job.describe();
     const next = job.nextRun(now);
@@ -68,6 +97,8 @@ function summary(config: ServiceConfig, now = new Date()): string {
       ...(j.verify ? [`  verify    ${when(j.verify, job.nextVerify(now))}`] : []),
       `  compress  ${j.compress}`,
       `  encrypt   ${j.encryptTo.length ? `age, ${j.encryptTo.length} recipient${j.encryptTo.length === 1 ? '' : 's'}` : 'none'}`,
+      ...(j.identityFile ? [`  identity  ${j.identityFile} (for verify)`] : []),
+      ...(j.changes ? [`  changes   change log, flushed every ${j.changes.flushSeconds} s (by the leader)`] : []),
       `  keep      ${rules.length ? rules.map(([r, n]) => `${r} ${n}`).join(', ') : 'every backup (no keep rules)'}`,
     );
   }

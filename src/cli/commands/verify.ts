@@ -76,7 +76,8 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
   } finally {
     progress.stop();
   }
-  const failed = report.checks.filter((c) => !c.ok).length + report.problems.length;
+  const changes = await (await import('../../api/verify-changes')).verifyChanges(from, { ...storeOptions(opts), identities: await readIdentities(opts.identity), signal: ctx.signal });
+  const failed = report.checks.filter((c) => !c.ok).length + report.problems.length + changes.failed.length;
   if (opts.json) {
     printReport(
       JSON.stringify(
@@ -85,6 +86,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
           ok: report.ok,
           backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint } : {}) })),
           problems: report.problems,
+          changes: { segments: changes.segments, events: changes.events, failed: changes.failed, breaks: changes.breaks, windows: changes.windows },
         },
         null,
         2,
@@ -97,10 +99,15 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
         : `FAILED   ${c.backup.name}  ${c.error?.message}`,
     );
     for (const p of report.problems) lines.push(`FAILED   ${p.key}  ${p.message}`);
+    for (const p of changes.failed) lines.push(`FAILED   ${p.key}  ${p.message}`);
     printReport(lines.join('\n'));
   }
+  if (changes.segments) {
+    ctx.say(`change log: ${changes.segments - changes.failed.length} segments intact (${changes.events} events)${changes.failed.length ? `, ${changes.failed.length} damaged` : ''}; windows: ${(await import('../../changes/chain')).describeWindows(changes.windows)}`);
+    for (const b of changes.breaks) ctx.say(`note: no segment holds revisions ${b.after + 1} to ${b.next - 1} (a gap: restore cannot reach them)`);
+  }
   if (failed) {
-    throw new ArchiveError(`${failed} of ${report.checks.length + report.problems.length} backups in ${report.store} failed verification`, 'do not rely on the failed backups; take a new backup and check the store');
+    throw new ArchiveError(`${failed} of ${report.checks.length + report.problems.length + changes.segments} backups and change segments in ${report.store} failed verification`, 'do not rely on the failed backups; take a new backup and check the store');
   }
   ctx.say(`verify done: ${report.checks.length} backup${report.checks.length === 1 ? '' : 's'} in ${report.store} intact`);
 }

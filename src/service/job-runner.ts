@@ -1,0 +1,48 @@
+import { backupToStore } from '../api/backup-to-store';
+import { listBackups, pruneStore } from '../api/catalogue';
+import { verifyStore } from '../api/verify-store';
+import type { ObjectStore } from '../store/types';
+import type { ServiceJob } from './config';
+import type { RunView } from './types';
+
+export type RunOutcome = Partial<RunView>;
+
+/**
+ * One backup of a job: the archive into its store, then its keep rules,
+ * then a count of what the store holds. A prune that fails after a good
+ * backup fails the run: the store may be filling up, someone must look.
+ */
+export async function backupJob(job: ServiceJob, store: ObjectStore, signal: AbortSignal, warn: (m: string) => void): Promise<RunOutcome> {
+  const stored = await backupToStore(job.etcd, store, { compression: job.compress, recipients: [...job.encryptTo], signal, onWarning: warn });
+  const m = stored.manifest;
+  const outcome: RunOutcome = { backup: stored.name, keys: m.keys, leases: m.leases, revision: m.revision, bytes: m.storedBytes, archiveBytes: m.archiveBytes };
+  if (Object.values(job.keep).some((n) => n !== undefined)) {
+    const report = await pruneStore(store, job.keep, { signal });
+    outcome.pruned = report.decisions.filter((d) => !d.keep).length;
+  }
+  return outcome;
+}
+
+/** Counts the complete backups in the job's store. */
+export async function countBackups(store: ObjectStore, signal?: AbortSignal): Promise<{ count: number; newest?: Date }> {
+  const cat = await listBackups(store, { signal });
+  const newest = cat.backups.at(-1);
+  return { count: cat.backups.length, newest: newest ? new Date(newest.manifest.takenAt) : undefined };
+}
+
+/**
+ * Checks every stored backup end to end (download, decrypt, decompress,
+ * verify, compare with its manifest). An encrypted store can only be
+ * checked up to its age layer without an identity; the run says so.
+ */
+export async function verifyJob(store: ObjectStore, identities: string[], signal: AbortSignal): Promise<RunOutcome & { ok: boolean; firstError?: string }> {
+  const report = await verifyStore(store, { all: true, identities, signal });
+  const damaged = report.checks.filter((c) => !c.ok);
+  const first = damaged[0];
+  return {
+    checked: report.checks.length,
+    damaged: damaged.length + report.problems.length,
+    ok: report.ok,
+    firstError: first ? `${first.backup.name}: ${first.error?.message}` : report.problems[0] ? `${report.problems[0].key}: ${report.problems[0].message}` : undefined,
+  };
+}

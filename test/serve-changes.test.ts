@@ -1,0 +1,113 @@
+// The change log as a serve job option (`changes: { flush }`), on the real
+// service process, real etcd and a directory store: the leader follows,
+// the API and metrics show how far the log reaches, SIGTERM stores the open
+// segment, and a restore to a revision reached only through the log is exact.
+import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import { runCli } from './cli';
+import { type EtcdCluster, makeTestDir, removeTestDir, startEtcd } from './harness';
+import { type ServeProcess, startServe } from './serve-harness';
+
+let source: EtcdCluster;
+let target: EtcdCluster;
+let dir: string;
+let src: Etcd3;
+let dst: Etcd3;
+let serve: ServeProcess | undefined;
+
+before(async () => {
+  dir = makeTestDir();
+  [source, target] = await Promise.all([startEtcd(), startEtcd()]);
+  src = new Etcd3({ hosts: source.url });
+  dst = new Etcd3({ hosts: target.url });
+});
+
+after(async () => {
+  await serve?.stop(5000);
+  src?.close();
+  dst?.close();
+  await Promise.all([source?.stop(), target?.stop()]);
+  await removeTestDir(dir);
+});
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function content(c: Etcd3, revision?: string): Promise<Record<string, string>> {
+  const q = c.getAll().prefix('/app/');
+  return (revision ? q.revision(revision) : q).strings();
+}
+
+async function revisionNow(): Promise<string> {
+  return (await src.get('nothing').exec()).header.revision;
+}
+
+interface JobsJson {
+  jobs: { name: string; changes?: { running: boolean; coveredRevision?: string; lagSeconds?: number; segments: number } }[];
+}
+
+test('serve follows the change log on a job with changes: the API and metrics show its reach, SIGTERM stores the open segment, and restore --to-revision is exact', async () => {
+  for (let i = 0; i < 50; i++) await src.put(`/app/k${i}`).value(`v${i}`);
+  serve = await startServe({
+    dir,
+    config: (port) =>
+      [
+        `listen: 127.0.0.1:${port}`,
+        'jobs:',
+        '  - name: logged',
+        `    etcd: { url: "${source.url}", timeout: "5" }`,
+        '    prefix: /app/',
+        '    to: ./store',
+        '    schedule: "0 0 1 1 *"',
+        '    changes: { flush: 1s }',
+        '',
+      ].join('\n'),
+  });
+  await serve.waitForLog((l) => l.event === 'changes-from', 'the change log to start after a backup', 30_000);
+
+  // Changes after the full backup: updates, deletes and new keys.
+  for (let i = 0; i < 20; i++) await src.put(`/app/k${i}`).value(`changed-${i}`);
+  for (let i = 20; i < 30; i++) await src.delete().key(`/app/k${i}`);
+  await src.put('/app/new').value('after the backup');
+  const middle = await revisionNow();
+  const atMiddle = await content(src);
+
+  const api = async () => (await (await fetch(`${serve!.url}/api/jobs`)).json()) as JobsJson;
+  let reached: JobsJson['jobs'][number]['changes'];
+  for (let i = 0; i < 100; i++) {
+    reached = (await api()).jobs[0]!.changes;
+    if (reached?.coveredRevision && Number(reached.coveredRevision) >= Number(middle)) break;
+    await sleep(200);
+  }
+  assert.ok(reached?.running, JSON.stringify(reached));
+  assert.ok(Number(reached!.coveredRevision) >= Number(middle), `the log reaches revision ${middle}: ${JSON.stringify(reached)}`);
+  assert.ok(reached!.segments >= 1 && reached!.lagSeconds !== undefined && reached!.lagSeconds < 30, JSON.stringify(reached));
+  const metrics = await (await fetch(`${serve.url}/metrics`)).text();
+  assert.match(metrics, /^etcd_shield_changes_lag_seconds\{job="logged"\} [\d.e-]+$/m);
+  assert.match(metrics, /^etcd_shield_changes_following\{job="logged"\} 1$/m);
+  assert.match(metrics, /^etcd_shield_changes_segments_total\{job="logged"\} [1-9]\d*$/m);
+
+  // Written just before the signal: only the final flush can store it.
+  await src.put('/app/last').value('just before SIGTERM');
+  const last = await revisionNow();
+  serve.signal('SIGTERM');
+  assert.equal((await serve.exited).code, 0, serve.stderr());
+  assert.ok(serve.logs().some((l) => l.event === 'changes-stop' && Number(l.coveredRevision) >= Number(last)), `the open segment was stored on SIGTERM: ${serve.stderr().slice(-2000)}`);
+
+  const store = join(dir, 'store');
+  const listed = await runCli(['list', '--from', store, '--json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  const windows = (JSON.parse(listed.stdout.toString()) as { windows: { fromRevision: number; toRevision: number }[] }).windows;
+  assert.equal(windows.length, 1, JSON.stringify(windows));
+  assert.ok(windows[0]!.toRevision >= Number(last), JSON.stringify(windows));
+
+  for (const [rev, expected] of [
+    [middle, atMiddle],
+    [last, await content(src)],
+  ] as const) {
+    const r = await runCli(['restore', '--endpoints', target.url, '--from', store, '--to-revision', rev, '--prefix', '/app/', '--overwrite']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await content(dst), expected, `restore to revision ${rev}`);
+  }
+});
