@@ -241,10 +241,10 @@ describe('online restore from a snapshot', () => {
     assertSameState(await stateAt(dst), only(states.get(rev.final)!, '/large/'), 'prefix /large/ (overflow values)');
   });
 
-  test('--revision between the compaction and the end restores the keyspace as it was then', async () => {
+  test('--to-revision between the compaction and the end restores the keyspace as it was then', async () => {
     await wipeTarget();
-    const r = await restoreInto(etcdctlFile, ['--revision', String(rev.middle), '--overwrite']);
-    expectCode(r, 0, '--revision middle');
+    const r = await restoreInto(etcdctlFile, ['--to-revision', String(rev.middle), '--overwrite']);
+    expectCode(r, 0, '--to-revision middle');
     // /gone/x's lease was revoked after that revision: it comes back under a new lease of the same id.
     assert.match(r.stderr, /1 leases that keys at revision \d+ used were revoked later/);
     assertSameState(await stateAt(dst), states.get(rev.middle)!, `restore at revision ${rev.middle}`);
@@ -254,20 +254,20 @@ describe('online restore from a snapshot', () => {
     assert.equal((await stateAt(dst)).has(hex('/del/b')), false, 'deleted after the compaction, before the middle');
     assert.equal((await stateAt(dst)).has(hex('/del/a')), false, 'deleted before the compaction, re-created after the middle');
     await wipeTarget();
-    expectCode(await restoreInto(etcdctlFile, ['--revision', String(rev.middle), '--prefix', '/bulk/0000']), 0, 'prefix at middle');
+    expectCode(await restoreInto(etcdctlFile, ['--to-revision', String(rev.middle), '--prefix', '/bulk/0000']), 0, 'prefix at middle');
     assertSameState(await stateAt(dst), only(states.get(rev.middle)!, '/bulk/0000'), 'prefix /bulk/0000 at the middle revision');
   });
 
   test('a revision before the compaction or after the end is refused before any write', async () => {
     await wipeTarget();
-    await assertRefused(etcdctlFile, ['--revision', String(rev.compacted - 1)], new RegExp(`revision ${rev.compacted - 1} has been compacted away .*the oldest revision it holds is ${rev.compacted}`));
-    await assertRefused(etcdctlFile, ['--revision', String(rev.final + 1)], new RegExp(`newest revision is ${rev.final}`));
+    await assertRefused(etcdctlFile, ['--to-revision', String(rev.compacted - 1)], new RegExp(`revision ${rev.compacted - 1} has been compacted away .*the oldest revision it holds is ${rev.compacted}`));
+    await assertRefused(etcdctlFile, ['--to-revision', String(rev.final + 1)], new RegExp(`newest revision is ${rev.final}`));
   });
 
-  test('--revision with an archive (one revision only) is refused', async () => {
+  test('--to-revision with an archive (one revision only) is refused', async () => {
     const archive = path.join(tmp, 'target.archive');
     expectCode(await runCli(['backup', '--endpoints', target.url, '--out', archive]), 0, 'backup of the target');
-    await assertRefused(archive, ['--revision', '5'], /a revision was asked for, but .* is an etcd-shield archive, which holds one revision only/);
+    await assertRefused(archive, ['--to-revision', '5'], /a revision was asked for, but .* is an etcd-shield archive, which holds one revision only/);
   });
 
   test('dry run compares without writing', async () => {

@@ -63,7 +63,7 @@ export async function scanArchive(
   if (revision !== undefined) {
     throw new ConfigError(
       `a revision was asked for, but ${path} is an ${format} archive, which holds one revision only`,
-      'drop --revision, or restore from an etcd snapshot file, which holds the history since its last compaction',
+      'drop --to-revision (or add --from STORE to replay a change log), or restore from an etcd snapshot file, which holds the history since its last compaction',
     );
   }
   const decoder = decoderFor(format, onRecord);

@@ -101,10 +101,9 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
       .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
       .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
-      .addOption(new Option('--to-revision <rev>', 'with --from: restore the keyspace as it was at this revision (a full backup plus the change log up to it)').argParser(positiveInt('to-revision')))
+      .addOption(new Option('--to-revision <rev>', 'restore the keyspace as it was at this revision: with --from, a full backup plus the change log up to it; with an etcd snapshot file, its history since its last compaction').argParser(positiveInt('to-revision')))
       .option('--to-time <time>', 'with --from: restore the keyspace as it was at this time (ISO 8601); prints the revision it resolved to')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
-      .option('--revision <rev>', 'for an etcd snapshot file: restore the keys as they were at this revision (default: the snapshot\'s newest; not older than its last compaction)')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
       .addOption(new Option('--batch-ops <n>', 'operations per transaction (etcd allows 128 by default)').argParser(positiveInt('batch-ops')).default(DEFAULT_LIMITS.maxOps))
       .addOption(new Option('--batch-bytes <n>', 'bytes per transaction (etcd allows 1.5 MiB by default)').argParser(positiveInt('batch-bytes')).default(DEFAULT_LIMITS.maxBytes)),

@@ -19,15 +19,14 @@ export interface RestoreCommandOptions extends StoreFlags {
   toTime?: string;
   identity?: string[];
   dryRun?: boolean;
-  revision?: string;
   limits: RestoreRunOptions['limits'];
 }
 
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.from && (opts.toRevision !== undefined || opts.toTime !== undefined)) return runPointRestore(config, opts.from, opts, ctx);
   if (opts.from) return runStoreRestore(config, opts.from, opts, ctx);
-  if (opts.backup !== undefined || opts.before !== undefined || opts.toRevision !== undefined || opts.toTime !== undefined) {
-    throw new UsageError('--backup, --before, --to-revision and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
+  if (opts.backup !== undefined || opts.before !== undefined || opts.toTime !== undefined) {
+    throw new UsageError('--backup, --before and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
   }
   if (!opts.in && process.stdin.isTTY) {
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
@@ -38,7 +37,8 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
       identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
-      revision: opts.revision,
+      // Without --from, --to-revision reads an etcd snapshot file's history; an archive refuses it.
+      revision: opts.toRevision === undefined ? undefined : String(opts.toRevision),
       limits: opts.limits,
       inputName: 'standard input',
       signal: ctx.signal,

@@ -32,7 +32,7 @@ export async function runVerify(opts: VerifyCommandOptions, ctx: RunContext): Pr
     const rows: [string, string][] = [
       ['snapshot', `intact (${snap.trailer === 'matched' ? 'sha256 trailer matched' : 'no sha256 trailer: a bbolt file without one, so only its structure was checked'}; meta pages, the B+tree's ${snap.pages} page${snap.pages === 1 ? '' : 's'} and every entry read)`],
       ['format', 'etcd-snapshot (bbolt)'],
-      ['revision', `${s.revision}${snap.compactRevision === '0' ? ' (never compacted: every revision from 1 can be restored)' : `, compacted at ${snap.compactRevision} (--revision ${snap.compactRevision}..${s.revision} can be restored)`}`],
+      ['revision', `${s.revision}${snap.compactRevision === '0' ? ' (never compacted: every revision from 1 can be restored)' : `, compacted at ${snap.compactRevision} (--to-revision ${snap.compactRevision}..${s.revision} can be restored)`}`],
       ['keys', `${s.keys} at revision ${s.revision}`],
       ['leases', String(s.leases)],
       ['trailer', snap.trailer === 'matched' ? 'present, sha256 matched' : 'absent'],
