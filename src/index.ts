@@ -7,6 +7,7 @@
 export { resolveConfig, type Config, type AuthMode } from './config/config';
 export { FIELDS, type FieldSpec } from './config/fields';
 export { backup, type BackupRunOptions, type BackupSummary } from './api/backup';
+export { snapshotBackup, type SnapshotBackupOptions, type SnapshotBackupSummary } from './api/snapshot-backup';
 export { restore, type RestoreRunOptions, type RestoreSummary } from './api/restore';
 export { verify, type VerifySummary } from './api/verify';
 export { validate, type ValidationLine, type ValidationReport } from './api/validate';

@@ -10,6 +10,11 @@ import { describeRun, type RunningCli } from './cli';
  * with `code` since it started, from its own /metrics page (plain http only).
  */
 export async function callsAnswered(clientUrl: string, method: string, code = 'OK'): Promise<number> {
+  return metricTotal(clientUrl, 'grpc_server_handled_total', [`grpc_code="${code}"`, `grpc_method="${method}"`]);
+}
+
+/** The sum of a metric's lines whose labels include all of `labels`, from an etcd member's /metrics page. */
+export async function metricTotal(clientUrl: string, metric: string, labels: string[]): Promise<number> {
   const page = await new Promise<string>((resolve, reject) => {
     get(`${clientUrl}/metrics`, { agent: false }, (res) => {
       let text = '';
@@ -20,7 +25,7 @@ export async function callsAnswered(clientUrl: string, method: string, code = 'O
   });
   let total = 0;
   for (const line of page.split('\n')) {
-    if (line.startsWith('grpc_server_handled_total{') && line.includes(`grpc_code="${code}"`) && line.includes(`grpc_method="${method}"`)) {
+    if (line.startsWith(`${metric}{`) && labels.every((l) => line.includes(l))) {
       total += Number(line.slice(line.lastIndexOf(' ') + 1));
     }
   }

@@ -4,7 +4,7 @@ import type { BackupStart } from '../backup/types';
 import { encodeManifest, type Manifest, MANIFEST_VERSION } from '../catalogue/manifest';
 import { archiveKey, backupName, manifestKey } from '../catalogue/naming';
 import type { Config } from '../config/config';
-import { CancelledError, ShieldError, StoreError } from '../errors';
+import { CancelledError, ConfigError, ShieldError, StoreError } from '../errors';
 import { connect } from '../etcd/connect';
 import { abortable } from '../util/abortable';
 import { Sink } from '../io/sink';
@@ -41,6 +41,9 @@ export interface StoredBackup {
  * and restore ignore), and an S3 multipart upload is aborted.
  */
 export async function backupToStore(config: Config, to: StoreRef, opts: StoreBackupOptions = {}): Promise<StoredBackup> {
+  if (config.mode === 'snapshot') {
+    throw new ConfigError('a store holds etcd-shield archives only, and this configuration is in snapshot mode', 'write the snapshot to --out FILE or standard output, or set mode to logical');
+  }
   const form = { compression: opts.compression ?? 'zstd', encrypted: (opts.recipients?.length ?? 0) > 0 } as const;
   const recipients = opts.recipients ?? [];
   return withStore(to, opts, async (store) => {

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { backup as runBackup } from '../backup/backup';
 import type { BackupFormat, BackupSummary } from '../backup/types';
 import type { Config } from '../config/config';
-import { CancelledError } from '../errors';
+import { CancelledError, ConfigError } from '../errors';
 import { connect } from '../etcd/connect';
 import { Sink } from '../io/sink';
 import { ArchiveOutput, isFile, OperationOptions, phases } from './options';
@@ -25,6 +25,9 @@ export type { BackupSummary };
  * restore and verify refuse.
  */
 export async function backup(config: Config, output: ArchiveOutput, opts: BackupRunOptions = {}): Promise<BackupSummary> {
+  if (config.mode === 'snapshot') {
+    throw new ConfigError('this configuration is in snapshot mode, which backup() does not take', 'call snapshotBackup(), or set mode to logical');
+  }
   const sink = isFile(output) ? Sink.file(output.file) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
   const format = opts.format ?? 'etcd-shield';
   const conn = connect(config, config.endpoints, { warn: opts.onWarning });

@@ -8,6 +8,8 @@ import { ArchiveInput, OperationOptions, phases } from './options';
 export interface RestoreRunOptions extends OperationOptions {
   /** Report what would change and change nothing. */
   dryRun?: boolean;
+  /** For an etcd snapshot file: the revision to restore (default: its newest). */
+  revision?: string;
   /** Transactions in flight, operations and bytes per transaction. */
   limits?: Partial<BatchLimits>;
   /** How messages name a stream input (default "the input stream"). */
@@ -42,6 +44,7 @@ export async function restoreFile(
       prefix: config.prefix,
       overwrite: config.overwrite,
       dryRun: opts.dryRun,
+      revision: opts.revision,
       limits: opts.limits,
       signal: opts.signal,
       onPhase: report.phase,

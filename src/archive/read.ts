@@ -1,6 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ArchiveError, CancelledError, FileError } from '../errors';
+import { ArchiveError, CancelledError, ConfigError, FileError } from '../errors';
+import { isBoltHead } from '../snapshot/file';
+import { scanSnapshot, type SnapshotFacts } from '../snapshot/scan';
 import { LegacyDecoder } from './legacy';
 import { NativeDecoder } from './native-decode';
 import { MAGIC_PREFIX } from './native-format';
@@ -10,13 +12,16 @@ import type { ArchiveDecoder, ArchiveFormat, ArchiveItem, RecordRef } from './ty
 // smaller chunks lower restore's peak RSS; below this the per-chunk cost shows in CPU time.
 const READ_CHUNK = 256 * 1024;
 
-/** Tells the two formats apart by the first bytes: ours starts with '#', never base64. */
+/** Enough of a file's start to see a bbolt meta page's magic number. */
+const HEAD_BYTES = 32;
+
+/** Tells the formats apart by the first bytes: ours starts with '#', never base64; a bbolt file with a meta page. */
 export async function detectFormat(path: string): Promise<ArchiveFormat> {
   const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
     throw new FileError(`cannot open archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
   });
   try {
-    const head = Buffer.alloc(MAGIC_PREFIX.length);
+    const head = Buffer.alloc(Math.max(MAGIC_PREFIX.length, HEAD_BYTES));
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     if (bytesRead === 0) {
       throw new ArchiveError(
@@ -24,13 +29,15 @@ export async function detectFormat(path: string): Promise<ArchiveFormat> {
         'an empty input usually means the backup or the download failed; use an archive that holds data',
       );
     }
-    return head.subarray(0, bytesRead).toString('latin1') === MAGIC_PREFIX.slice(0, bytesRead) ? 'etcd-shield' : 'legacy';
+    if (isBoltHead(head.subarray(0, bytesRead))) return 'etcd-snapshot';
+    const start = head.subarray(0, Math.min(bytesRead, MAGIC_PREFIX.length)).toString('latin1');
+    return start === MAGIC_PREFIX.slice(0, start.length) ? 'etcd-shield' : 'legacy';
   } finally {
     await fh.close();
   }
 }
 
-export function decoderFor(format: ArchiveFormat, onRecord?: (record: RecordRef) => void): ArchiveDecoder {
+export function decoderFor(format: Exclude<ArchiveFormat, 'etcd-snapshot'>, onRecord?: (record: RecordRef) => void): ArchiveDecoder {
   return format === 'etcd-shield' ? new NativeDecoder(onRecord) : new LegacyDecoder(onRecord);
 }
 
@@ -40,14 +47,25 @@ export function decoderFor(format: ArchiveFormat, onRecord?: (record: RecordRef)
  *
  * With onRecord, records go to it as they are decoded (no KeyRecord is built)
  * and visit gets the other items, after every chunk even when there are none.
+ *
+ * An etcd snapshot is read in place, as the keyspace at `revision` (default:
+ * its newest); the facts it holds come back as `snapshot`.
  */
 export async function scanArchive(
   path: string,
   visit: (items: ArchiveItem[]) => void | Promise<void>,
   signal?: AbortSignal,
   onRecord?: (record: RecordRef) => void,
-): Promise<{ format: ArchiveFormat; bytes: number }> {
+  revision?: string,
+): Promise<{ format: ArchiveFormat; bytes: number; snapshot?: SnapshotFacts }> {
   const format = await detectFormat(path);
+  if (format === 'etcd-snapshot') return { format, ...(await scanSnapshot(path, visit, signal, onRecord, revision)) };
+  if (revision !== undefined) {
+    throw new ConfigError(
+      `a revision was asked for, but ${path} is an ${format} archive, which holds one revision only`,
+      'drop --to-revision (or add --from STORE to replay a change log), or restore from an etcd snapshot file, which holds the history since its last compaction',
+    );
+  }
   const decoder = decoderFor(format, onRecord);
   let bytes = 0;
   const stream = createReadStream(path, { highWaterMark: READ_CHUNK });

@@ -62,7 +62,8 @@ export interface ArchiveTrailer {
   sha256: string;
 }
 
-export type ArchiveFormat = 'etcd-shield' | 'legacy';
+/** etcd-snapshot: a bbolt database as `etcdctl snapshot save` writes it, read in place (src/snapshot). */
+export type ArchiveFormat = 'etcd-shield' | 'legacy' | 'etcd-snapshot';
 
 /** What a decoder hands back, in archive order. */
 export type ArchiveItem =

@@ -1,5 +1,7 @@
 import { ArchiveError } from '../errors';
-import { scanArchive } from './read';
+import { checkSnapshotFile, type SnapshotCheck } from '../snapshot/verify';
+import type { SnapshotFacts } from '../snapshot/scan';
+import { detectFormat, scanArchive } from './read';
 import type { ArchiveFormat, ArchiveHeader, ArchiveTrailer, LeaseRecord } from './types';
 
 export interface ArchiveSummary {
@@ -15,14 +17,19 @@ export interface ArchiveSummary {
   leases: LeaseRecord[];
   /** Lease ids that in-scope records point at. */
   usedLeases: Set<string>;
+  /** For an etcd snapshot: what it holds, and what its checks found. */
+  snapshot?: SnapshotFacts & SnapshotCheck;
 }
 
 /**
  * Reads a whole archive and checks it end to end without touching etcd.
  * Throws ArchiveError at the first defect; returns what restore needs to know.
+ * An etcd snapshot's trailer and tree are checked first, then it is read at
+ * `revision` (scanArchive).
  */
-export async function verifyArchive(path: string, scope = '', signal?: AbortSignal): Promise<ArchiveSummary> {
+export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string): Promise<ArchiveSummary> {
   const prefix = Buffer.from(scope);
+  const check = (await detectFormat(path)) === 'etcd-snapshot' ? await checkSnapshotFile(path, signal) : undefined;
   const summary: Omit<ArchiveSummary, 'format' | 'bytes'> = {
     records: 0,
     inScope: 0,
@@ -31,7 +38,7 @@ export async function verifyArchive(path: string, scope = '', signal?: AbortSign
     leases: [],
     usedLeases: new Set(),
   };
-  const { format, bytes } = await scanArchive(
+  const { format, bytes, snapshot } = await scanArchive(
     path,
     (items) => {
       for (const item of items) {
@@ -51,6 +58,7 @@ export async function verifyArchive(path: string, scope = '', signal?: AbortSign
         if (lease !== '0') summary.usedLeases.add(lease);
       }
     },
+    revision,
   );
   if (format === 'etcd-shield') {
     const listed = new Set(summary.leases.map((l) => l.id));
@@ -62,5 +70,5 @@ export async function verifyArchive(path: string, scope = '', signal?: AbortSign
       );
     }
   }
-  return { format, bytes, ...summary };
+  return { format, bytes, ...summary, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };
 }

@@ -87,6 +87,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
           .choices(['etcd-shield', 'legacy'])
           .default('etcd-shield'),
       )
+      .option('--member <url>', 'with --mode snapshot: the member to take the snapshot from (default: the first healthy endpoint)')
       .addOption(new Option('--page-bytes <bytes>', 'byte budget per read request').argParser(positiveInt('page-bytes')).hideHelp()),
   ))).action(async (opts: BackupCommandOptions, cmd: Command) =>
     run(async (ctx) => (await import('./commands/backup')).runBackup(configFrom(cmd, ctx), opts, ctx)),
@@ -95,12 +96,12 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
   addStoreOptions(addIdentityOption(addFieldOptions(
     program
       .command('restore')
-      .description('verify an archive completely, then write it to etcd (stdin, --in FILE, or --from STORE); either format, plain, compressed or encrypted')
+      .description('verify an archive completely, then write it to etcd (stdin, --in FILE, or --from STORE); either archive format or an etcd snapshot file, plain, compressed or encrypted')
       .option('-i, --in <file>', 'read the archive from this file instead of standard input')
       .option('--from <store>', 'restore the newest complete backup in this directory or s3://bucket/path')
       .option('--backup <name>', 'with --from: restore this backup (names as etcd-shield list shows them)')
       .option('--before <time>', 'with --from: restore the newest backup taken at or before this time (ISO 8601, e.g. 2026-12-02T14:31:58Z)')
-      .addOption(new Option('--to-revision <rev>', 'with --from: restore the keyspace as it was at this revision (a full backup plus the change log up to it)').argParser(positiveInt('to-revision')))
+      .addOption(new Option('--to-revision <rev>', 'restore the keyspace as it was at this revision: with --from, a full backup plus the change log up to it; with an etcd snapshot file, its history since its last compaction').argParser(positiveInt('to-revision')))
       .option('--to-time <time>', 'with --from: restore the keyspace as it was at this time (ISO 8601); prints the revision it resolved to')
       .option('--dry-run', 'report what would be added, updated and deleted, and change nothing')
       .addOption(new Option('--concurrency <n>', 'transactions in flight at once').argParser(positiveInt('concurrency')).default(DEFAULT_LIMITS.concurrency))
@@ -121,7 +122,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     addIdentityOption(
       program
         .command('verify')
-        .description('check an archive (or stored backups) end to end: structure, count, checksums; never touches etcd')
+        .description('check an archive, an etcd snapshot file, or stored backups end to end: structure, count, checksums; never touches etcd')
         .option('-i, --in <file>', 'read the archive from this file instead of standard input')
         .option('--from <store>', 'check the newest backup in this directory or s3://bucket/path (download, decrypt, decompress, verify)')
         .option('--backup <name>', 'with --from: check this backup')

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { ConfigError, MissingFieldError, WrongTypeError } from '../errors';
-import { AUTH_BOTH, AUTH_CERT, AUTH_RBAC, DEFAULT_TIMEOUT_SECONDS, FIELDS, FieldSpec } from './fields';
+import { AUTH_BOTH, AUTH_CERT, AUTH_RBAC, BACKUP_MODES, type BackupMode, DEFAULT_TIMEOUT_SECONDS, FIELDS, FieldSpec } from './fields';
 import { clientUsageProblem, parseCertificate, parsePrivateKey } from './pem';
 import { shieldBool } from './shield-bool';
 
@@ -21,6 +21,8 @@ export interface Config {
   insecureSkipVerify: boolean;
   overwrite: boolean;
   prefix: string;
+  /** How backup reads the cluster: its keys (logical, also when absent) or a database snapshot from one member. */
+  mode?: BackupMode;
 }
 
 /** Field values after type checking: strings, and booleans for bool fields. */
@@ -237,7 +239,13 @@ export function checkFields(fields: TypedFields, now = new Date()): { checks: Fi
   const overwrite = fields.overwrite === true;
   pass('overwrite', overwrite ? 'on: restore also removes keys under the prefix that the archive lacks' : 'off: restore only adds and updates keys');
   const prefix = typeof fields.prefix === 'string' ? fields.prefix : '';
-  pass('prefix', prefix === '' ? 'empty: every key' : `keys beginning with ${JSON.stringify(prefix)}`);
+  const modeText = (str(fields.mode) ?? 'logical').trim().toLowerCase();
+  const mode = (BACKUP_MODES as readonly string[]).includes(modeText) ? (modeText as BackupMode) : undefined;
+  if (!mode) fail('mode', `${JSON.stringify(fields.mode)} is not one of: ${BACKUP_MODES.join(', ')}`);
+  else pass('mode', mode === 'logical' ? 'logical: backups read the keys' : 'snapshot: backups stream a database snapshot from one member (as `etcdctl snapshot save`)');
+  if (mode === 'snapshot' && prefix !== '') {
+    fail('prefix', `must be empty in snapshot mode: a snapshot always holds the whole keyspace (restore can still take one prefix out of it)`);
+  } else pass('prefix', prefix === '' ? 'empty: every key' : `keys beginning with ${JSON.stringify(prefix)}`);
 
   // Report in the schema's order, whatever order the checks ran in.
   const order = new Map(FIELDS.map((f, i) => [f.name, i]));
@@ -258,6 +266,7 @@ export function checkFields(fields: TypedFields, now = new Date()): { checks: Fi
       insecureSkipVerify: insecure && ep!.secure,
       overwrite,
       prefix,
+      mode: mode!,
     },
   };
 }

@@ -49,6 +49,9 @@ export const AUTH_VALUES = [AUTH_RBAC, AUTH_CERT, AUTH_BOTH] as const;
 
 export const DEFAULT_TIMEOUT_SECONDS = 2;
 
+export const BACKUP_MODES = ['logical', 'snapshot'] as const;
+export type BackupMode = (typeof BACKUP_MODES)[number];
+
 const PEM_CERT_EXAMPLE = '-----BEGIN CERTIFICATE-----\n(certificate)\n-----END CERTIFICATE-----';
 
 export const FIELDS: readonly FieldSpec[] = [
@@ -180,5 +183,14 @@ export const FIELDS: readonly FieldSpec[] = [
     help: 'Back up or restore only the keys that begin with this string (a plain string match: /app also matches /apple); empty means every key.',
     example: '/registry/',
     cli: { flags: ['prefix'], value: 'prefix' },
+  },
+  {
+    name: 'mode',
+    type: 'enum',
+    title: 'Backup mode',
+    help: 'logical reads the keys (restorable online, whole or by prefix); snapshot streams etcd\'s own database snapshot from one member, exactly what `etcdctl snapshot save` writes (whole keyspace only, so prefix must be empty). Restore reads either.',
+    default: 'logical',
+    enum: BACKUP_MODES,
+    cli: { flags: ['mode'], value: 'mode', help: 'logical (the default) or snapshot: etcd\'s own database snapshot, as `etcdctl snapshot save` writes it.' },
   },
 ];

@@ -1,14 +1,7 @@
-import { configure, Reader, util, Writer, type Long } from 'protobufjs/minimal';
-import LongImpl from 'long';
+import { Writer } from 'protobufjs/minimal';
 import type { RecordTable } from '../archive/types';
 import { int64Decimal } from '../util/int64';
-
-// Without Long, protobufjs returns int64s as doubles, which would corrupt
-// lease ids above 2^53. protobufjs normally finds its own `long`; make sure.
-if (!util.Long) {
-  util.Long = LongImpl as unknown as typeof util.Long;
-  configure();
-}
+import { longDecimal, Reader } from '../util/protobuf';
 
 // Range messages of etcd's rpc.proto and kv.proto, read with protobufjs's
 // wire Reader instead of etcd3's decode-then-toObject: a page of key-values
@@ -139,8 +132,6 @@ export class KeyValues implements RecordTable {
   }
 }
 
-const longDecimal = (v: Long, unsigned: boolean): string => int64Decimal(v.high >>> 0, v.low >>> 0, unsigned);
-
 /** RangeResponse field numbers (rpc.proto), and those of its header and KeyValues (kv.proto). */
 const enum Res {
   Header = 1,
@@ -153,7 +144,8 @@ const enum Head {
   MemberId = 2,
   Revision = 3,
 }
-const enum Kv {
+/** mvccpb.KeyValue's field numbers (kv.proto); etcd stores the same message in its snapshots. */
+export const enum Kv {
   Key = 1,
   CreateRevision = 2,
   ModRevision = 3,

@@ -1,11 +1,12 @@
 import { castGrpcError, EtcdInvalidAuthTokenError } from 'etcd3';
+import type { Readable } from 'node:stream';
 import type { Connection } from './connect';
 
-const asIs = (b: Buffer) => b;
+export const asIs = (b: Buffer): Buffer => b;
 
 // The two pieces of etcd3's connection pool (a protected member of Etcd3 in
 // etcd3 1.1, which package.json pins) that a call with raw bytes needs.
-interface GrpcClient {
+export interface GrpcClient {
   makeUnaryRequest(
     method: string,
     serialize: (b: Buffer) => Buffer,
@@ -15,13 +16,21 @@ interface GrpcClient {
     options: { deadline: number },
     callback: (err: Error | null, value?: Buffer) => void,
   ): unknown;
+  makeServerStreamRequest(
+    method: string,
+    serialize: (b: Buffer) => Buffer,
+    deserialize: (b: Buffer) => Buffer,
+    argument: Buffer,
+    metadata: unknown,
+    options: object,
+  ): Readable;
 }
 
 interface Pool {
-  withConnection<T>(service: 'KV', fn: (c: { client: GrpcClient; metadata: unknown }) => Promise<T>): Promise<T>;
+  withConnection<T>(service: 'KV' | 'Maintenance', fn: (c: { client: GrpcClient; metadata: unknown }) => Promise<T> | T): Promise<T>;
 }
 
-function poolOf(conn: Connection): Pool {
+export function poolOf(conn: Connection): Pool {
   const pool = (conn.client as unknown as { pool?: Partial<Pool> }).pool;
   if (typeof pool?.withConnection !== 'function') {
     throw new Error('this etcd3 client library no longer exposes its connection pool; etcd-shield needs etcd3 1.1.x (reinstall with npm ci)');

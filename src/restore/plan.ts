@@ -28,6 +28,7 @@ export async function planRestore(
   path: string,
   scope: string,
   signal?: AbortSignal,
+  revision?: string,
 ): Promise<RestorePlan> {
   const plan: RestorePlan = { add: 0, update: 0, unchanged: 0, extra: 0, samples: { add: [], update: [] } };
   const scopeKey = Buffer.from(scope);
@@ -68,6 +69,8 @@ export async function planRestore(
       }
     },
     signal,
+    undefined,
+    revision,
   );
   await lookUp();
 

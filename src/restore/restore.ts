@@ -17,6 +17,8 @@ export interface RestoreOptions {
   prefix: string;
   overwrite: boolean;
   dryRun?: boolean;
+  /** For an etcd snapshot: restore the keyspace as it was at this revision (default: the snapshot's newest). */
+  revision?: string;
   limits?: Partial<BatchLimits>;
   signal?: AbortSignal;
   onPhase?: (phase: string) => void;
@@ -69,13 +71,13 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
   const before = await stat(path).catch((err: NodeJS.ErrnoException) => {
     throw new FileError(`cannot read archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
   });
-  const archive = await verifyArchive(path, opts.prefix, opts.signal);
+  const archive = await verifyArchive(path, opts.prefix, opts.signal, opts.revision);
   const scope = restoreScope(opts.prefix, archive.header?.prefix ?? '');
   const result: RestoreSummary = { archive, scope, written: 0, deleted: 0, leasesGranted: 0 };
 
   if (opts.dryRun) {
     opts.onPhase?.('comparing the archive with the cluster');
-    result.plan = await planRestore(conn, path, scope, opts.signal);
+    result.plan = await planRestore(conn, path, scope, opts.signal, opts.revision);
     return result;
   }
 
@@ -124,6 +126,7 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
       (r) => {
         if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
       },
+      opts.revision,
     );
     await writer.flush();
     const after = await stat(path);

@@ -95,8 +95,20 @@ describe('values', () => {
     assert.equal(config.prefix, '/app');
     assert.deepEqual(
       checks.map((c) => c.field),
-      ['url', 'timeout', 'auth', 'username', 'password', 'client_cert', 'client_key', 'ca_cert', 'insecure_skip_verify', 'overwrite', 'prefix'],
+      ['url', 'timeout', 'auth', 'username', 'password', 'client_cert', 'client_key', 'ca_cert', 'insecure_skip_verify', 'overwrite', 'prefix', 'mode'],
     );
+    assert.equal(config.mode, 'logical');
+  });
+
+  test('mode: logical by default, snapshot only without a prefix, nothing else', () => {
+    assert.equal(checkFields({ url: 'a:1', mode: 'snapshot' }).config?.mode, 'snapshot');
+    assert.equal(checkFields({ url: 'a:1', mode: 'Logical' }).config?.mode, 'logical');
+    const prefixed = checkFields({ url: 'a:1', mode: 'snapshot', prefix: '/app' });
+    assert.equal(prefixed.config, undefined);
+    assert.match(prefixed.checks.find((c) => c.field === 'prefix' && !c.ok)!.message, /must be empty in snapshot mode/);
+    const bad = checkFields({ url: 'a:1', mode: 'physical' });
+    assert.equal(bad.config, undefined);
+    assert.match(bad.checks.find((c) => c.field === 'mode')!.message, /"physical" is not one of: logical, snapshot/);
   });
 
   test('RBAC needs user and password; the password is never shown', () => {

@@ -16,9 +16,12 @@ export interface BackupCommandOptions extends StoreFlags, EncryptFlags {
   json?: boolean;
   format: BackupFormat;
   pageBytes?: number;
+  member?: string;
 }
 
 export async function runBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
+  if (config.mode === 'snapshot') return runSnapshotBackup(config, opts, ctx);
+  if (opts.member !== undefined) throw new UsageError('--member picks the member a snapshot is taken from', 'add --mode snapshot, or drop --member');
   if (opts.to) return runStoreBackup(config, opts.to, opts, ctx);
   if (opts.compress || opts.encryptTo?.length || opts.encryptToFile?.length) {
     throw new UsageError('--compress, --encrypt-to and --encrypt-to-file apply to backups in a store', 'add --to DIR or --to s3://bucket/path (a plain archive on stdout can be piped through zstd or age)');
@@ -44,6 +47,21 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
   } finally {
     progress.stop();
   }
+}
+
+async function runSnapshotBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
+  if (opts.to) throw new UsageError('a store holds etcd-shield archives only; snapshot mode writes to --out FILE or standard output', 'drop --to, or use --mode logical');
+  if (opts.format !== 'etcd-shield') throw new UsageError('--format chooses an archive format; snapshot mode writes etcd\'s own snapshot format', 'drop --format');
+  if (opts.compress || opts.encryptTo?.length || opts.encryptToFile?.length || opts.json) {
+    throw new UsageError('--compress, --encrypt-to, --encrypt-to-file and --json apply to backups in a store', 'drop them; a snapshot on standard output can be piped through zstd or age');
+  }
+  const start = process.hrtime.bigint();
+  const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
+  const { snapshotBackup } = await import('../../api/snapshot-backup');
+  const s = await snapshotBackup(config, output, { member: opts.member, outputName: 'standard output', signal: ctx.signal, onWarning: warnings(ctx) });
+  ctx.say(
+    `backup done: etcd snapshot of member ${s.memberId} (${s.leader ? 'leader' : 'follower'}) at ${s.member}, ${s.revision === null ? 'revision not reported by etcd' : `revision ${s.revision}`}, ${humanBytes(s.bytes)}, sha256 ${s.sha256.slice(0, 16)}... checked, in ${secondsSince(start)}${opts.out ? ` to ${opts.out}` : ''}`,
+  );
 }
 
 async function runStoreBackup(config: Config, to: string, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {

@@ -8,6 +8,7 @@ import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
 import { Progress } from '../progress';
 import { printReport } from '../stdout';
+import { REVOKED_LEASE_TTL_SECONDS } from '../../snapshot/scan';
 
 export interface RestoreCommandOptions extends StoreFlags {
   in?: string;
@@ -24,8 +25,8 @@ export interface RestoreCommandOptions extends StoreFlags {
 export async function runRestore(config: Config, opts: RestoreCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.from && (opts.toRevision !== undefined || opts.toTime !== undefined)) return runPointRestore(config, opts.from, opts, ctx);
   if (opts.from) return runStoreRestore(config, opts.from, opts, ctx);
-  if (opts.backup !== undefined || opts.before !== undefined || opts.toRevision !== undefined || opts.toTime !== undefined) {
-    throw new UsageError('--backup, --before, --to-revision and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
+  if (opts.backup !== undefined || opts.before !== undefined || opts.toTime !== undefined) {
+    throw new UsageError('--backup, --before and --to-time pick what to restore from a store', 'add --from DIR or --from s3://bucket/path');
   }
   if (!opts.in && process.stdin.isTTY) {
     throw new FileError('no archive: standard input is a terminal', 'pipe the archive in (< backup.archive) or use --in FILE');
@@ -36,6 +37,8 @@ export async function runRestore(config: Config, opts: RestoreCommandOptions, ct
     const summary = await restore(config, opts.in ? { file: opts.in } : process.stdin, {
       identities: await readIdentities(opts.identity),
       dryRun: opts.dryRun,
+      // Without --from, --to-revision reads an etcd snapshot file's history; an archive refuses it.
+      revision: opts.toRevision === undefined ? undefined : String(opts.toRevision),
       limits: opts.limits,
       inputName: 'standard input',
       signal: ctx.signal,
@@ -97,8 +100,13 @@ async function runPointRestore(config: Config, from: string, opts: RestoreComman
 
 function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, ctx: RunContext, took: string): void {
   const a = s.archive;
-  const from = `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
+  const from = a.snapshot
+    ? `etcd snapshot (${a.records} keys at revision ${a.snapshot.revision}, ${humanBytes(a.bytes)})`
+    : `${a.format} archive (${a.records} keys, ${humanBytes(a.bytes)}${a.header ? `, revision ${a.header.revision} of ${a.header.createdAt}` : ''})`;
   const scope = s.scope ? `prefix ${JSON.stringify(s.scope)}` : 'the whole keyspace';
+  if (a.snapshot?.otherMetaProblem) {
+    ctx.say(`warning: meta page ${1 - a.snapshot.meta} of the snapshot is unusable (${a.snapshot.otherMetaProblem}), so the other one was read, as bbolt itself would; check the restored keys`);
+  }
   if (s.plan) {
     const p = s.plan;
     const lines = [
@@ -118,5 +126,8 @@ function report(s: RestoreSummary, config: Config, opts: RestoreCommandOptions, 
   );
   if (opts.dryRun === undefined && a.format === 'legacy') {
     ctx.say('note: legacy archives carry no leases or revisions; keys were restored without leases');
+  }
+  if (a.snapshot?.missingLeases) {
+    ctx.say(`note: ${a.snapshot.missingLeases} leases that keys at revision ${a.snapshot.revision} used were revoked later; their keys were restored with new leases of the same ids that expire in ${REVOKED_LEASE_TTL_SECONDS / 3600} hour`);
   }
 }

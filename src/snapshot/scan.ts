@@ -1,0 +1,251 @@
+import { recordRef } from '../archive/keys';
+import type { ArchiveItem, KeyRecord, LeaseRecord, RecordRef } from '../archive/types';
+import { ArchiveError, CancelledError, ConfigError } from '../errors';
+import { BoltFile } from './file';
+import { KeyIndex } from './key-index';
+import {
+  decodeKeyValue,
+  decodeLease,
+  FINISHED_COMPACT,
+  isTombstone,
+  KEY_BUCKET,
+  LEASE_BUCKET,
+  leaseKeyId,
+  META_BUCKET,
+  revisionKey,
+  revisionMain,
+  SCHEDULED_COMPACT,
+} from './mvcc';
+import { damaged, type Page } from './page';
+import { type Bucket, findBucket, lastKey, leaves, rootBucket } from './tree';
+
+/** TTL given to leases that keys at an older revision used but the snapshot no longer holds. */
+export const REVOKED_LEASE_TTL_SECONDS = 3600;
+
+/** What a snapshot holds, as verify prints it. Revisions are decimal strings, as elsewhere. */
+export interface SnapshotFacts {
+  /** The revision read: the one asked for, else the newest. */
+  revision: string;
+  /** The newest revision in the file. */
+  currentRevision: string;
+  /** The oldest revision still readable (the last compaction); "0" when never compacted. */
+  compactRevision: string;
+  /** Keys alive at `revision`. */
+  keys: number;
+  /** Leases in the file's lease bucket. */
+  leases: number;
+  /** Lease ids that keys at `revision` point at but the lease bucket lacks (revoked since). */
+  missingLeases: number;
+}
+
+interface EtcdDb {
+  file: BoltFile;
+  keys: Bucket;
+  leases: Bucket | undefined;
+  /** Compaction that finished: at most one entry per key at or below it. */
+  finished: number;
+  /** Oldest readable revision: a scheduled compaction may have removed entries below it. */
+  oldest: number;
+  current: number;
+}
+
+async function compactRevision(file: BoltFile, meta: Bucket | undefined, name: string): Promise<number> {
+  if (!meta) return 0;
+  for await (const { page, start } of leaves(file, meta, Buffer.from(name))) {
+    if (start < page.count && page.key(start).toString('latin1') === name) {
+      const main = revisionMain(page.value(start));
+      if (main === undefined) throw damaged(page.where, `the meta bucket's ${name} is not a revision`);
+      return main;
+    }
+    return 0;
+  }
+  return 0;
+}
+
+async function openEtcdDb(path: string): Promise<EtcdDb> {
+  const file = await BoltFile.open(path);
+  try {
+    const root = rootBucket(file);
+    const keys = await findBucket(file, root, KEY_BUCKET);
+    if (!keys) {
+      throw new ArchiveError(
+        `${path} is a bbolt database but not an etcd one: it has no "${KEY_BUCKET}" bucket`,
+        'give an etcd v3 snapshot (`etcdctl snapshot save`, or a member\'s member/snap/db)',
+      );
+    }
+    const meta = await findBucket(file, root, META_BUCKET);
+    const finished = await compactRevision(file, meta, FINISHED_COMPACT);
+    const scheduled = await compactRevision(file, meta, SCHEDULED_COMPACT);
+    const last = await lastKey(file, keys);
+    const lastMain = last ? revisionMain(last) : 0;
+    if (lastMain === undefined) throw damaged(`the ${KEY_BUCKET} bucket of ${path}`, 'its last key is not a revision');
+    const oldest = Math.max(finished, scheduled);
+    return { file, keys, leases: await findBucket(file, root, LEASE_BUCKET), finished, oldest, current: Math.max(lastMain, oldest) };
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
+
+function targetRevision(db: EtcdDb, asked: string | undefined): number {
+  if (asked === undefined) return db.current;
+  const r = /^\d{1,15}$/.test(asked) ? Number(asked) : NaN;
+  const range = `${Math.max(db.oldest, 1)} to ${db.current}`;
+  if (!(r >= 1)) throw new ConfigError(`revision "${asked}" is not a positive whole number`, `give a revision from ${range}`);
+  if (r < db.oldest) {
+    throw new ConfigError(
+      `revision ${r} has been compacted away in ${db.file.path}: the oldest revision it holds is ${db.oldest}`,
+      `give a revision from ${range}`,
+    );
+  }
+  if (r > db.current) {
+    throw new ConfigError(`revision ${r} is newer than ${db.file.path}, whose newest revision is ${db.current}`, `give a revision from ${range}`);
+  }
+  return r;
+}
+
+export interface SnapshotScan {
+  bytes: number;
+  snapshot: SnapshotFacts;
+}
+
+/**
+ * Reads an etcd snapshot as the keyspace at one revision, handing over the
+ * same items an archive decoder does: the leases first, then the keys alive
+ * at that revision (in revision order), then leases that keys point at but
+ * the file no longer holds, with REVOKED_LEASE_TTL_SECONDS. Same contract as scanArchive.
+ *
+ * The `key` bucket is ordered by revision, not by key, so the newest entry
+ * of a key can come anywhere after an older one. Compaction leaves at most
+ * one entry per key at or below its revision, so only keys changed or
+ * deleted after it can have several: a first pass maps those keys to their
+ * newest entry (key bytes and a number each, no values: KeyIndex), the
+ * second emits.
+ */
+export async function scanSnapshot(
+  path: string,
+  visit: (items: ArchiveItem[]) => void | Promise<void>,
+  signal?: AbortSignal,
+  onRecord?: (record: RecordRef) => void,
+  revision?: string,
+): Promise<SnapshotScan> {
+  const db = await openEtcdDb(path);
+  try {
+    const r = targetRevision(db, revision);
+    const stopped = () => {
+      if (signal?.aborted) throw new CancelledError('stopped by a signal while reading the snapshot');
+    };
+    const known = new Set<string>();
+    const leaseItems: ArchiveItem[] = [];
+    if (db.leases) {
+      for await (const { page } of leaves(db.file, db.leases)) {
+        stopped();
+        for (let i = 0; i < page.count; i++) {
+          const lease = decodeLease(page.value(i), () => `lease ${i} of ${page.where}`);
+          if (leaseKeyId(page.key(i)) !== lease.id) throw damaged(page.where, `lease ${i} is filed under another id than its own ${lease.id}`);
+          known.add(lease.id);
+          const remaining = lease.remainingTtl !== '0' ? lease.remainingTtl : lease.ttl;
+          leaseItems.push({ kind: 'lease', lease: { id: lease.id, grantedTtl: lease.ttl, remainingTtl: remaining } });
+        }
+      }
+    }
+    await visit(leaseItems);
+
+    // Pass 1: the newest entry up to r (by ordinal) of each key that may have several after the
+    // finished compaction. A key's later entry is a change (version > 1) or a deletion: a key is
+    // created (version 1) only when it does not exist. So a key is tracked from its first change
+    // or deletion on, and keys only ever created there (a bulk load) cost nothing.
+    const newest = new KeyIndex();
+    let ordinal = 0;
+    if (r > db.finished) {
+      await forEntries(db, revisionKey(db.finished + 1), r, stopped, (page, i) => {
+        const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
+        if (kv.version !== '1' || isTombstone(page.key(i)) || newest.has(kv.key)) newest.set(kv.key, ordinal);
+        ordinal++;
+      });
+    }
+
+    // Pass 2: every entry up to r; a key's newest one is emitted unless it is a deletion.
+    const missing = new Set<string>();
+    let keys = 0;
+    let items: ArchiveItem[] = [];
+    ordinal = 0;
+    await forEntries(
+      db,
+      undefined,
+      r,
+      stopped,
+      (page, i, main) => {
+        const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
+        const tomb = isTombstone(page.key(i));
+        if (!tomb && kv.modRevision !== main) {
+          throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.modRevision}`);
+        }
+        let latest: boolean;
+        if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key);
+        else {
+          const at = newest.size === 0 ? -1 : newest.get(kv.key);
+          latest = at === -1 || at === ordinal;
+          ordinal++;
+        }
+        if (tomb || !latest) return;
+        keys++;
+        if (kv.lease !== '0' && !known.has(kv.lease)) missing.add(kv.lease);
+        const record: KeyRecord = { key: kv.key, value: kv.value, createRevision: kv.createRevision, modRevision: String(main), version: kv.version, lease: kv.lease };
+        if (onRecord) onRecord(recordRef(record));
+        else items.push({ kind: 'record', record });
+      },
+      async () => {
+        const chunk = items;
+        items = [];
+        if (chunk.length || onRecord) await visit(chunk);
+      },
+    );
+    // Revoked after r, so their TTL is lost: the keys come back leased (not for ever), for long enough to outlive the restore.
+    const ttl = String(REVOKED_LEASE_TTL_SECONDS);
+    const gone: LeaseRecord[] = [...missing].map((id) => ({ id, grantedTtl: ttl, remainingTtl: ttl }));
+    await visit(gone.map((lease) => ({ kind: 'lease', lease })));
+    const snapshot: SnapshotFacts = {
+      revision: String(r),
+      currentRevision: String(db.current),
+      compactRevision: String(db.oldest),
+      keys,
+      leases: known.size,
+      missingLeases: missing.size,
+    };
+    return { bytes: db.file.size, snapshot };
+  } finally {
+    await db.file.close();
+  }
+}
+
+/** Runs fn on each `key` bucket entry from `from` up to main revision r, and afterLeaf after each leaf. */
+async function forEntries(
+  db: EtcdDb,
+  from: Buffer | undefined,
+  r: number,
+  stopped: () => void,
+  fn: (page: Page, i: number, main: number) => void,
+  afterLeaf?: () => Promise<void>,
+): Promise<void> {
+  for await (const { page, start } of leaves(db.file, db.keys, from)) {
+    stopped();
+    for (let i = start; i < page.count; i++) {
+      const main = revisionMain(page.key(i));
+      if (main === undefined || page.isBucket(i)) throw damaged(page.where, `entry ${i} of the ${KEY_BUCKET} bucket is not a revision`);
+      if (main > r) {
+        await afterLeaf?.();
+        return;
+      }
+      fn(page, i, main);
+    }
+    await afterLeaf?.();
+  }
+}
+
+/** The newest revision a snapshot file holds, read from its meta and last key only. */
+export async function snapshotRevision(path: string): Promise<string> {
+  const db = await openEtcdDb(path);
+  await db.file.close();
+  return String(db.current);
+}
