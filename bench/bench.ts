@@ -62,6 +62,8 @@ const T = {
   verify: 'etcd-shield verify',
   s3backup: 'etcd-shield backup --to s3 (zstd+age)',
   s3restore: 'etcd-shield restore --from s3',
+  shsnap: 'etcd-shield backup --mode snapshot',
+  snaprestore: 'etcd-shield restore --in snapshot',
 } as const;
 type Tool = (typeof T)[keyof typeof T];
 const TOOL_WIDTH = Math.max(...Object.values(T).map((t) => t.length));
@@ -114,8 +116,10 @@ function usage(): never {
   --keep            keep the archive and other big files in bench/results/tmp/
   --shield PATH     benchmark another etcd-shield executable (e.g. a patched copy's bin/etcd-shield)
   --no-save         print only; leave bench/results/ as it is
-  --only LIST       run only these of backup,snapshot,get,read,verify,restore,loader,pv,startup,
+  --only LIST       run only these of backup,snapshot,shsnap,snaprestore,get,read,verify,restore,loader,pv,startup,
                     s3backup,s3restore (s3: both; into and from a local s3rver, zstd + age),
+                    snapmode (issue 15: backup --mode snapshot and restore --in snapshot, with
+                    etcdctl snapshot save, backup and restore to compare them with),
                     compress (the compression report: each --compress choice once, into a directory),
                     changes (the change log, issue 16: follow under 1,000 puts/s; restore to a point
                     after the smallest size's keys and as many events; no key-layout sections then)
@@ -358,7 +362,7 @@ interface Latest {
 }
 
 /** The key-layout sections' tools (and groups) for --only; any other name (startup, changes) runs none of them. */
-const SECTION_KEYS = new Set<string>([...Object.keys(T), 's3', 'compress']);
+const SECTION_KEYS = new Set<string>([...Object.keys(T), 's3', 'compress', 'snapmode']);
 
 interface SizeResult {
   /** Absent in results written before layouts: bench. */
@@ -418,7 +422,11 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
     o.only.has(k) ||
     (k === 'backup' && o.only.has('restore')) ||
     ((k === 's3backup' || k === 's3restore') && o.only.has('s3')) ||
-    (k === 's3backup' && o.only.has('s3restore'));
+    (k === 's3backup' && o.only.has('s3restore')) ||
+    // Issue 15: snapshot mode against etcdctl's, and a restore from a snapshot file against one from our archive.
+    ((k === 'shsnap' || k === 'snaprestore' || k === 'snapshot') && o.only.has('snapmode')) ||
+    ((k === 'backup' || k === 'restore') && o.only.has('snapmode')) ||
+    (k === 'shsnap' && o.only.has('snaprestore'));
   const runGet = want('get') && keys <= o.getMaxKeys && getNeeds < memAvailable() * 0.6;
   if (want('get') && !runGet) skipped.push(`${T.get}: skipped (needs ~${(getNeeds / 1024 ** 3).toFixed(1)} GiB; --get-max-keys ${o.getMaxKeys})`);
   const runPv = o.pv && want('pv') && have('pv');
@@ -431,6 +439,7 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
   const loadBefore = loadAvg();
   log(`\n== ${layout} layout: ${keys.toLocaleString('en')} keys, ${(dataBytes / MB).toFixed(1)} MB of keys + values, ${runs} run(s)`);
   const archive = path.join(TMP, `archive-${layout}-${keys}`);
+  const snapFile = path.join(TMP, `snapshot-${layout}-${keys}.db`);
   const src = await quotaEtcd(layout);
   let seedS = 0;
   let profiles: ProfileSummary[] | undefined;
@@ -515,6 +524,14 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
         record(T.backup, b);
         if (want('verify')) record(T.verify, await measure(shield(['verify', '--in', archive])));
       },
+      async () => {
+        if (!want('shsnap')) return;
+        // A new file each run, as for snapshot save; the last one is what restore --in snapshot reads.
+        fs.rmSync(snapFile, { force: true });
+        const m = await measure({ ...shield(['backup', '--mode', 'snapshot', '--endpoints', src.url, '--out', snapFile]), watch });
+        m.outBytes = fs.statSync(snapFile).size;
+        record(T.shsnap, m);
+      },
       // Right after backup (in the rotation too), so that the two it compares run in the same conditions.
       async () => {
         if (!runS3) return;
@@ -540,6 +557,16 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
         const dst = await quotaEtcd(layout);
         try {
           record(T.restore, await measure({ ...shield(['restore', '--endpoints', dst.url, '--in', archive, '--overwrite']), watch: [dst.nodes[0]!.proc.pid!] }));
+          await checkRestored(dst, data);
+        } finally {
+          await dst.stop();
+        }
+      },
+      async () => {
+        if (!want('snaprestore') || !fs.existsSync(snapFile)) return;
+        const dst = await quotaEtcd(layout);
+        try {
+          record(T.snaprestore, await measure({ ...shield(['restore', '--endpoints', dst.url, '--in', snapFile, '--overwrite']), watch: [dst.nodes[0]!.proc.pid!] }));
           await checkRestored(dst, data);
         } finally {
           await dst.stop();
@@ -600,6 +627,7 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
     await src.stop();
     await s3?.stop();
     if (!o.keep) fs.rmSync(archive, { force: true });
+    fs.rmSync(snapFile, { force: true });
   }
   for (const [tool, cpu] of s3rverCpu) {
     skipped.push(`${tool}: s3rver, on the same ${os.availableParallelism()} cores, used ${median(cpu).toFixed(2)} s of CPU per run (median; not in etcd CPU s)`);
@@ -687,6 +715,8 @@ function ratios(tools: SizeResult['tools']): SizeResult['ratios'] {
   pair(T.restore, T.loader);
   pair(T.s3backup, T.backup);
   pair(T.s3restore, T.restore);
+  pair(T.shsnap, T.snapshot);
+  pair(T.snaprestore, T.restore);
   return out;
 }
 
@@ -749,6 +779,17 @@ function targets(size: SizeResult, all: SizePoint[]): Target[] {
       detail: `${rss.toFixed(0)} MB${rssRuns(T.s3backup)}${small ? `; a target from ${TARGET_MIN_KEYS.toLocaleString('en')} keys` : ''}`,
     });
   }
+  // Issue 15: snapshot mode is etcd's own stream, checked; a snapshot file restores online like an archive.
+  ratio(T.shsnap, T.snapshot, 1.05, 'backup --mode snapshot wall ≤ 1.05× etcdctl snapshot save');
+  ratio(T.snaprestore, T.restore, 1.2, 'restore --in snapshot wall ≤ 1.2× restore of our archive');
+  const rssTarget = (tool: Tool, max: number, name: string) => {
+    if (!t[tool]) return;
+    const rss = t[tool]!.median.rssMb;
+    const small = size.keys < TARGET_MIN_KEYS;
+    out.push({ name: `${name} peak RSS ≤ ${max} MB (${k})`, pass: small ? undefined : rss <= max, detail: `${rss.toFixed(0)} MB${rssRuns(tool)}${small ? `; a target from ${TARGET_MIN_KEYS.toLocaleString('en')} keys` : ''}` });
+  };
+  rssTarget(T.shsnap, 100, 'backup --mode snapshot');
+  rssTarget(T.snaprestore, 150, 'restore --in snapshot');
   if (size.s3Failure) out.push({ name: `backup --to s3 and restore --from s3 run (${k})`, pass: false, detail: `failed at ${size.s3Failure}` });
   if (size.pvFailure) {
     out.push({ name: `backup | pv -L: memory stays flat under a slow reader (${k})`, pass: false, detail: `the backup failed: ${size.pvFailure}` });
@@ -792,7 +833,7 @@ async function profile(layout: Layout, src: EtcdCluster, archive: string, keys: 
 // ---------------------------------------------------------------------------
 // Reports
 
-const ORDER: Tool[] = [T.backup, T.snapshot, T.get, T.read, T.restore, T.loader, T.verify, T.s3backup, T.s3restore, T.pv];
+const ORDER: Tool[] = [T.backup, T.snapshot, T.shsnap, T.get, T.read, T.restore, T.snaprestore, T.loader, T.verify, T.s3backup, T.s3restore, T.pv];
 /** Not drawn in the chart: pv's throughput is pv's rate, not ours; the others are etcd-shield against itself. */
 const OFF_CHART: Tool[] = [T.pv, T.verify, T.s3backup, T.s3restore];
 
