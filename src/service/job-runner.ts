@@ -1,6 +1,7 @@
 import { backupToStore } from '../api/backup-to-store';
 import { listBackups, pruneStore } from '../api/catalogue';
 import { verifyStore } from '../api/verify-store';
+import { asShieldError, StoreError } from '../errors';
 import type { ObjectStore } from '../store/types';
 import type { ServiceJob } from './config';
 import type { RunView } from './types';
@@ -8,17 +9,22 @@ import type { RunView } from './types';
 export type RunOutcome = Partial<RunView>;
 
 /**
- * One backup of a job: the archive into its store, then its keep rules,
- * then a count of what the store holds. A prune that fails after a good
- * backup fails the run: the store may be filling up, someone must look.
+ * One backup of a job: the archive into its store, then its keep rules.
+ * A prune that fails after a good backup fails the run (the store may be
+ * filling up, someone must look), saying the backup itself was stored.
  */
 export async function backupJob(job: ServiceJob, store: ObjectStore, signal: AbortSignal, warn: (m: string) => void): Promise<RunOutcome> {
   const stored = await backupToStore(job.etcd, store, { compression: job.compress, recipients: [...job.encryptTo], signal, onWarning: warn });
   const m = stored.manifest;
   const outcome: RunOutcome = { backup: stored.name, keys: m.keys, leases: m.leases, revision: m.revision, bytes: m.storedBytes, archiveBytes: m.archiveBytes };
   if (Object.values(job.keep).some((n) => n !== undefined)) {
-    const report = await pruneStore(store, job.keep, { signal });
-    outcome.pruned = report.decisions.filter((d) => !d.keep).length;
+    try {
+      const report = await pruneStore(store, job.keep, { signal });
+      outcome.pruned = report.decisions.filter((d) => !d.keep).length;
+    } catch (err) {
+      const e = asShieldError(err);
+      throw new StoreError(`backup ${stored.name} was stored, but applying the keep rules to ${store.url} failed: ${e.message}`, e.hint, { cause: err });
+    }
   }
   return outcome;
 }

@@ -1,11 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { Cron } from 'croner';
-import type { StoreListing } from '../api/catalogue';
+import { listBackups, type StoreListing } from '../api/catalogue';
 import { asShieldError, CancelledError, ConfigError, JobBusyError, NotFoundError, ShieldError } from '../errors';
 import { readIdentityFile } from '../pipeline/encryption';
 import { openStore, type S3Settings } from '../store/open';
 import type { ObjectStore } from '../store/types';
-import { listBackups } from '../api/catalogue';
 import type { ServiceConfig, ServiceJob } from './config';
 import { JobChangeLog } from './change-log';
 import { backupJob, countBackups, verifyJob } from './job-runner';
@@ -63,8 +62,11 @@ export class Service implements ServiceControl {
     for (const job of config.jobs) {
       const identities = job.identityFile ? await readIdentities(job) : [];
       // A directory store that does not exist yet is made now, so readiness and listing work before the first backup.
-      if (job.store.kind === 'dir') await mkdir(job.store.path, { recursive: true }).catch((err: Error) => opts.logger.warn({ event: 'store', job: job.name }, `job "${job.name}": cannot create the directory ${job.store.kind === 'dir' ? job.store.path : ''}: ${err.message}`));
-      const store = openStore(job.store.kind === 'dir' ? job.store.path : job.to, { cwd: '/', s3: opts.s3 });
+      const where = job.store;
+      if (where.kind === 'dir') {
+        await mkdir(where.path, { recursive: true }).catch((err: Error) => opts.logger.warn({ event: 'store', job: job.name }, `job "${job.name}": cannot create the directory ${where.path}: ${err.message}`));
+      }
+      const store = openStore(where.kind === 'dir' ? where.path : job.to, { cwd: '/', s3: opts.s3 });
       const entry: Entry = { job, state: new JobState(job, started), store, identities, crons: [] };
       if (job.changes) entry.changes = new JobChangeLog(job, store, opts.logger, job.changes.flushSeconds);
       service.#entries.set(job.name, entry);
