@@ -13,6 +13,7 @@ import { gapKey, segmentKey } from './naming';
 import { SegmentBuilder } from './segment-encode';
 import type { SegmentLease } from './segment-format';
 import { storedStream } from './stored-bytes';
+import { sleep } from '../util/sleep';
 
 export interface FollowerSettings {
   flushMs: number;
@@ -44,16 +45,6 @@ class Compacted extends Error {
 const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5000;
 const LEASE_CACHE_MAX = 100_000;
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 
 /**
  * Records every change under the prefix as segments in the store, from the

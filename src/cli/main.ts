@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
-import { shieldBool } from '../config/shield-bool';
 import { asShieldError, ExitCode } from '../errors';
 import { DEFAULT_LIMITS } from '../restore/limits';
 import { addShieldActions } from '../shield/actions';
 import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
 import { configFrom, positiveInt, RunContext, stderrContext } from './context';
+import { isDebug } from './debug';
 import { addFieldOptions } from './field-flags';
 import { abortOnSignals } from './signals';
 import type { BackupCommandOptions } from './commands/backup';
@@ -50,10 +50,6 @@ A job still running skips its next tick; a backup missed while the service was d
 SIGTERM or Ctrl-C: schedules stop, running backups get shutdown_grace (60 s) to finish, then are
 aborted leaving no backup and no partial object; a second signal aborts them at once.
 Logs: JSON lines on stderr, readable lines at a terminal. Full reference: docs/service.md.`;
-
-function isDebug(): boolean {
-  return process.argv.includes('-D') || process.argv.includes('--debug') || shieldBool(process.env.DEBUG ?? '') === true;
-}
 
 export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Promise<void>): Command {
   const program = new Command(TOOL_NAME)

@@ -1,6 +1,7 @@
 import { followChanges, type FollowEvent } from '../api/follow';
 import { asShieldError } from '../errors';
 import type { ObjectStore } from '../store/types';
+import { sleep } from '../util/sleep';
 import type { ServiceJob } from './config';
 import { errorView } from './job-state';
 import type { Logger } from './log';
@@ -106,16 +107,4 @@ export class JobChangeLog {
         break;
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

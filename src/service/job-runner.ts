@@ -13,20 +13,23 @@ export type RunOutcome = Partial<RunView>;
  * A prune that fails after a good backup fails the run (the store may be
  * filling up, someone must look), saying the backup itself was stored.
  */
-export async function backupJob(job: ServiceJob, store: ObjectStore, signal: AbortSignal, warn: (m: string) => void): Promise<RunOutcome> {
+export async function backupJob(job: ServiceJob, store: ObjectStore, signal: AbortSignal, warn: (m: string) => void): Promise<{ outcome: RunOutcome; kept?: number }> {
   const stored = await backupToStore(job.etcd, store, { compression: job.compress, recipients: [...job.encryptTo], signal, onWarning: warn });
   const m = stored.manifest;
   const outcome: RunOutcome = { backup: stored.name, keys: m.keys, leases: m.leases, revision: m.revision, bytes: m.storedBytes, archiveBytes: m.archiveBytes };
+  let kept: number | undefined;
   if (Object.values(job.keep).some((n) => n !== undefined)) {
     try {
       const report = await pruneStore(store, job.keep, { signal });
       outcome.pruned = report.decisions.filter((d) => !d.keep).length;
+      // The prune just read the whole catalogue: what it keeps is the store's count, no second listing needed.
+      kept = report.decisions.length - outcome.pruned;
     } catch (err) {
       const e = asShieldError(err);
       throw new StoreError(`backup ${stored.name} was stored, but applying the keep rules to ${store.url} failed: ${e.message}`, e.hint, { cause: err });
     }
   }
-  return outcome;
+  return { outcome, kept };
 }
 
 /** Counts the complete backups in the job's store. */

@@ -62,6 +62,7 @@ export class JobState {
 
   view(nextRun: Date | undefined, nextVerify: Date | undefined, now = new Date()): JobView {
     const j = this.job;
+    const last = this.lastFinished();
     return {
       name: j.name,
       store: j.to,
@@ -77,7 +78,7 @@ export class JobState {
       running: this.current !== undefined,
       current: this.current && { ...this.current },
       health: this.health(now),
-      lastRun: this.lastFinished() && { ...this.lastFinished()! },
+      lastRun: last && { ...last },
       lastSuccess: this.lastSuccess && { ...this.lastSuccess },
       backupsKept: this.backupsKept,
       runs: this.runs.map((r) => ({ ...r })),

@@ -101,7 +101,7 @@ export class Service implements ServiceControl {
   trigger(name: string): RunView {
     const e = this.#entry(name);
     if (this.#stopping) throw new JobBusyError(`the service is shutting down; job "${name}" takes no new run`, 'start the run on another instance, or after the restart');
-    if (!this.#leader || !this.#role.isLeader()) {
+    if (!this.#leading()) {
       const leader = this.#role.view().leaderInstance;
       throw new JobBusyError(`this instance is a follower; only the leader${leader ? ` (${leader})` : ''} runs backups`, 'send the request to the leader: GET /api/jobs says which instance leads');
     }
@@ -166,6 +166,11 @@ export class Service implements ServiceControl {
     for (const e of this.#running()) e.abort?.abort(new Error('stopped'));
   }
 
+  /** Leads now: told so by the role, and its lease not in doubt (the role knows that first: a tick can fire before its step-down does). */
+  #leading(): boolean {
+    return this.#leader && this.#role.isLeader();
+  }
+
   #running(): Entry[] {
     return [...this.#entries.values()].filter((e) => e.done);
   }
@@ -209,14 +214,13 @@ export class Service implements ServiceControl {
     const period = periodMs(e.job, now);
     const last = e.state.lastSuccessAt;
     if (period === undefined || (last && now.getTime() - last.getTime() <= period)) return;
-    if (this.#stopping || !this.#leader || !this.#role.isLeader() || e.state.current) return;
+    if (this.#stopping || !this.#leading() || e.state.current) return;
     this.#log.info({ event: 'catch-up', job: e.job.name, lastSuccess: last?.toISOString() ?? null }, last ? `job "${e.job.name}": last backup ${last.toISOString()} is older than one period; running it now` : `job "${e.job.name}": the store holds no backup yet; running one now`);
     this.#start(e, 'backup', 'startup');
   }
 
   #tick(e: Entry, kind: RunKind): void {
-    // The role knows first when its lease is in doubt (a tick can fire before its step-down does).
-    if (!this.#leader || !this.#role.isLeader() || this.#stopping) return;
+    if (!this.#leading() || this.#stopping) return;
     const current = e.state.current;
     if (current) {
       const skipped = e.state.skip(kind, 'schedule', `run ${current.id} (${current.kind}, since ${current.startedAt}) was still going`);
@@ -241,22 +245,27 @@ export class Service implements ServiceControl {
 
   async #execute(e: Entry, run: RunView, signal: AbortSignal, log: Logger): Promise<void> {
     const warn = (message: string) => log.warn({ event: 'warning' }, message);
+    // The store's backup count, when the run itself read the whole catalogue (a prune, a verify).
+    let counted: number | undefined;
     try {
       if (run.kind === 'backup') {
-        const outcome = await backupJob(e.job, e.store, signal, warn);
+        const { outcome, kept } = await backupJob(e.job, e.store, signal, warn);
         e.state.finish(run, { ...outcome, status: 'succeeded' });
+        counted = kept;
       } else {
         const outcome = await verifyJob(e.store, e.identities, signal);
         const { ok, firstError, ...counts } = outcome;
         const error = ok ? undefined : { kind: 'archive', message: `${counts.damaged} of ${counts.checked} backups failed the check; first: ${firstError}`, hint: 'run `etcd-shield verify --from STORE --all` to see each one; restore from one that passed' };
         e.state.finish(run, { ...counts, status: ok ? 'succeeded' : 'failed', error });
+        counted = counts.checked;
       }
     } catch (err) {
       const error = asShieldError(err);
       const aborted = signal.aborted || error instanceof CancelledError;
       e.state.finish(run, { status: aborted ? 'aborted' : 'failed', error: errorView(aborted && !(err instanceof ShieldError) ? new CancelledError('stopped by the shutdown') : error) });
     }
-    await this.#recount(e, 'after run');
+    if (counted === undefined) await this.#recount(e, 'after run');
+    else e.state.backupsKept = counted;
     const fields = { event: 'end', status: run.status, durationSeconds: run.durationSeconds, backup: run.backup, keys: run.keys, bytes: run.bytes, revision: run.revision, pruned: run.pruned, checked: run.checked, damaged: run.damaged, error: run.error };
     if (run.status === 'succeeded') log.info(fields, `${run.kind} of job "${e.job.name}" succeeded in ${run.durationSeconds?.toFixed(1)} s`);
     else log.error(fields, `${run.kind} of job "${e.job.name}" ${run.status}: ${run.error?.message} (${run.error?.hint})`);

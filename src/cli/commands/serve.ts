@@ -4,6 +4,7 @@ import { UsageError } from '../../errors';
 import { readIdentityFile } from '../../pipeline/encryption';
 import type { ServiceConfig } from '../../service/config';
 import type { RunContext } from '../context';
+import { isDebug } from '../debug';
 import { printReport } from '../stdout';
 
 export interface ServeCommandOptions {
@@ -26,7 +27,7 @@ export async function runServe(opts: ServeCommandOptions, ctx: RunContext): Prom
     return;
   }
   const { serve } = await import('../serve-process');
-  await serve(config, { debug: isDebugRun() });
+  await serve(config, { debug: isDebug() });
 }
 
 async function readConfig(file: string, ctx: RunContext): Promise<ServiceConfig> {
@@ -57,10 +58,6 @@ async function checkIdentities(config: ServiceConfig): Promise<void> {
       throw new UsageError(`${config.source}: job "${job.name}": identity_file: ${(err as Error).message}`, 'give the identity file that age-keygen wrote for one of the job\'s recipients');
     }
   }
-}
-
-function isDebugRun(): boolean {
-  return process.argv.includes('-D') || process.argv.includes('--debug');
 }
 
 /** The one-file SHIELD build leaves yaml and croner out; that copy says so instead of crashing. */
