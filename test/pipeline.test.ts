@@ -72,9 +72,9 @@ async function collect(source: Readable): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-async function through(data: Buffer, stages: Duplex[]): Promise<Buffer> {
+async function through(data: Buffer, stages: Duplex[], writeSize?: number): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline([chunked(data), ...stages, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) })]);
+  await pipeline([chunked(data, writeSize), ...stages, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) })]);
   return Buffer.concat(out);
 }
 
@@ -185,6 +185,27 @@ describe('the real tools read what we write, and we read what they write', () =>
     const stored = file('ours.zst.age', await encode(MIXED, { compression: 'zstd', encrypted: true }));
     const plain = await tool('zstd', ['-d', '-c'], await tool('age', ['-d', '-i', keys[0].file, stored]));
     assert.ok(plain.equals(MIXED));
+  });
+
+  test('age payload at the 64 KiB chunk edges, in odd write sizes: age -d reads ours, ours reads age -r, and ours refuses a cut at each edge', async () => {
+    const K = 64 * 1024;
+    for (const size of [0, 1, K - 1, K, K + 1, 2 * K, 3 * K + 7]) {
+      const data = MIXED.subarray(0, size);
+      for (const writes of [7, 4096, K + 3]) {
+        const ours = await through(data, [encryptor([keys[0].recipient])], writes);
+        assert.ok((await tool('age', ['-d', '-i', keys[0].file], ours)).equals(data), `age -d of ours, ${size} bytes in writes of ${writes}`);
+      }
+      const byAge = await tool('age', ['-r', keys[0].recipient], data);
+      for (const writes of [5, 1000, K + 16, K + 17, 3 * K]) {
+        const out = await through(byAge, [decryptor([keys[0].identity], 'edge.age')], writes);
+        assert.ok(out.equals(data), `ours of age -r, ${size} bytes in writes of ${writes}`);
+      }
+      // A cut just after each whole sealed chunk: the last one left was sealed without the last-chunk flag.
+      const start = agePayloadStart(byAge);
+      for (let cut = start + K + 16; cut < byAge.length; cut += K + 16) {
+        await rejectsAs(through(byAge.subarray(0, cut), [decryptor([keys[0].identity], 'edge.age')]), ArchiveError, /^edge\.age cannot be decrypted: its encrypted data is damaged or cut short/);
+      }
+    }
   });
 
   test('age -r output decrypts with ours; zstd | age -R recipients-file is detected and opened as zstd inside age', async () => {

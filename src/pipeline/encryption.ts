@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { ArchiveError, EncryptionError, ShieldError } from '../errors';
-import { WebStage } from './web-stage';
+import { AgeOpener, HeaderDamage, headerEnd, newPayloadNonce, PayloadDamage, payloadKey, PayloadSealer } from './age-payload';
 
 type Age = typeof import('age-encryption');
 
@@ -104,11 +104,18 @@ export async function readIdentityFile(path: string): Promise<string[]> {
   return identities;
 }
 
-/** A stage that encrypts what passes through it to every recipient (checked already, e.g. by parseRecipients). */
+/**
+ * A stage that encrypts what passes through it to every recipient (checked
+ * already, e.g. by parseRecipients). age-encryption writes the header: a
+ * recipient of our own that adds no stanza is handed the file key it wraps
+ * for the others, and the payload is sealed with Node's native cipher.
+ */
 export function encryptor(recipients: string[]): Duplex {
   if (recipients.length === 0) throw new EncryptionError('no age recipient to encrypt to', 'give at least one age recipient (age1...)');
   const { Encrypter } = loadAge();
   const encrypter = new Encrypter();
+  let fileKey: Uint8Array | undefined;
+  encrypter.addRecipient({ wrapFileKey: (key: Uint8Array) => ((fileKey = key), []) });
   recipients.forEach((r, i) => {
     try {
       encrypter.addRecipient(r);
@@ -116,10 +123,19 @@ export function encryptor(recipients: string[]): Duplex {
       throw new EncryptionError(`recipient ${i + 1} is not a valid age X25519 recipient`, 'validate recipients with parseRecipients or readRecipientsFile');
     }
   });
-  return new WebStage(
-    (input) => encrypter.encrypt(input),
-    (err) => (err instanceof ShieldError ? err : new EncryptionError(`age encryption failed: ${(err as Error).message}`)),
-  );
+  const header = async () => {
+    try {
+      // An empty file: its header is ours, its payload (under another nonce) is dropped.
+      const empty = Buffer.from(await encrypter.encrypt(new Uint8Array(0)));
+      const end = headerEnd(empty);
+      if (!fileKey || end < 0) throw new Error('age-encryption did not hand over the file key and header');
+      const nonce = newPayloadNonce();
+      return { prefix: Buffer.concat([empty.subarray(0, end), nonce]), key: payloadKey(fileKey, nonce) };
+    } catch (err) {
+      throw new EncryptionError(`age encryption failed: ${(err as Error).message}`);
+    }
+  };
+  return new PayloadSealer(header);
 }
 
 /**
@@ -139,21 +155,22 @@ export function decryptor(identities: string[], name: string): Duplex {
       throw new EncryptionError(`identity ${i + 1} is not a valid age X25519 identity`, 'read identities with readIdentityFile');
     }
   });
-  let header = true;
-  return new WebStage(
-    async (input) => {
-      const out = await decrypter.decrypt(input);
-      header = false;
-      return out;
+  const headerDamaged = (why: string, cause?: unknown) => new ArchiveError(`${name} cannot be decrypted: its age header is damaged or cut short (${why})`, undefined, { cause });
+  return new AgeOpener(
+    async (header) => {
+      try {
+        return await decrypter.decryptHeader(header);
+      } catch (err) {
+        const why = (err as Error).message;
+        if (/no identity matched/.test(why)) throw new EncryptionError(`none of the given identities can decrypt ${name}: it was encrypted to other recipients`);
+        throw headerDamaged(why, err);
+      }
     },
     (err) => {
       if (err instanceof ShieldError) return err;
-      const why = (err as Error).message;
-      if (header && /no identity matched/.test(why)) {
-        return new EncryptionError(`none of the given identities can decrypt ${name}: it was encrypted to other recipients`);
-      }
-      const part = header ? 'its age header is damaged or cut short' : 'its encrypted data is damaged or cut short (it does not authenticate)';
-      return new ArchiveError(`${name} cannot be decrypted: ${part} (${why})`, undefined, { cause: err });
+      if (err instanceof HeaderDamage) return headerDamaged(err.message);
+      if (err instanceof PayloadDamage) return new ArchiveError(`${name} cannot be decrypted: its encrypted data is damaged or cut short (${err.message})`);
+      return new ArchiveError(`${name} cannot be decrypted: ${(err as Error).message}`, undefined, { cause: err });
     },
   );
 }
