@@ -1,19 +1,28 @@
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { type ArchiveSummary, VerifyingStage } from '../archive/verify';
 import type { BackupEntry } from '../catalogue/catalogue';
 import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
 import { Digest } from '../pipeline/digest';
 import { openStored } from '../pipeline/stages';
 import type { ObjectStore } from '../store/types';
 
+export interface FetchedArchive {
+  /** A private file in the caller's dir. */
+  path: string;
+  /** The archive's own checks, made on the way in with `scope` as verifyArchive would (none for an etcd snapshot). */
+  verified?: ArchiveSummary;
+}
+
 /**
  * Downloads a backup's archive, checks the stored bytes against the
  * manifest (size and sha256) as they arrive, decrypts and decompresses
- * them into a private file in dir, and returns its path. Anything short,
- * altered or undecryptable throws before the caller reads a byte of it.
+ * them into a private file in dir, verifying the archive on the way.
+ * Anything short, altered, undecryptable or damaged throws (in that
+ * order of precedence) before the caller reads a byte of it.
  */
-export async function fetchArchive(store: ObjectStore, b: BackupEntry, identities: string[], dir: string, signal?: AbortSignal): Promise<string> {
+export async function fetchArchive(store: ObjectStore, b: BackupEntry, identities: string[], dir: string, signal?: AbortSignal, scope = ''): Promise<FetchedArchive> {
   const m = b.manifest;
   const where = `${b.name} in ${store.url}`;
   if (m.encryption.type === 'age' && identities.length === 0) {
@@ -21,11 +30,12 @@ export async function fetchArchive(store: ObjectStore, b: BackupEntry, identitie
   }
   const path = join(dir, 'archive');
   const digest = new Digest();
+  const verifier = new VerifyingStage(scope);
   try {
     const raw = await store.read(b.archive.key, signal);
     raw.once('error', (e) => digest.destroy(e));
     const plain = await openStored(raw.pipe(digest), { identities, name: `backup ${where}`, form: { compression: m.compression, encrypted: m.encryption.type === 'age' } });
-    await pipeline(plain, createWriteStream(path, { mode: 0o600 }), { signal });
+    await pipeline(plain, verifier, createWriteStream(path, { mode: 0o600 }), { signal });
   } catch (err) {
     if (signal?.aborted) throw new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
     if (err instanceof ShieldError) throw err;
@@ -37,5 +47,5 @@ export async function fetchArchive(store: ObjectStore, b: BackupEntry, identitie
   if (digest.sha256() !== m.storedSha256) {
     throw new ArchiveError(`the archive of backup ${where} does not match the sha256 in its manifest: it was altered or damaged in the store`);
   }
-  return path;
+  return { path, verified: verifier.summary() };
 }

@@ -21,7 +21,7 @@ export interface StoreRestoreSummary extends RestoreSummary {
 /**
  * Restores the newest complete backup of a store (or the one the selector
  * picks): downloads and checks it against its manifest, verifies the whole
- * archive, and only then writes to etcd, as every restore does.
+ * archive on the way in, and only then writes to etcd, as every restore does.
  */
 export async function restoreFromStore(config: Config, from: StoreRef, opts: StoreRestoreOptions = {}): Promise<StoreRestoreSummary> {
   return withStore(from, opts, async (store) => {
@@ -30,8 +30,8 @@ export async function restoreFromStore(config: Config, from: StoreRef, opts: Sto
     const backup = selectBackup(await readCatalogue(store, opts.signal), opts, store.url);
     return withTempDir(async (dir) => {
       report.phase('download');
-      const path = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
-      return { ...(await restoreFile(config, path, opts, report)), backup, store: store.url };
+      const { path, verified } = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal, config.prefix);
+      return { ...(await restoreFile(config, path, opts, report, verified)), backup, store: store.url };
     });
   });
 }

@@ -73,7 +73,7 @@ export async function restoreToPoint(config: Config, from: StoreRef, opts: Point
         report.progress(i + 1, path.segments.length);
       }
       report.phase('download');
-      const backupPath = await fetchArchive(store, path.backup, identities, dir, opts.signal);
+      const { path: backupPath } = await fetchArchive(store, path.backup, identities, dir, opts.signal);
       report.phase('merging the changes into the backup');
       const pointPath = join(dir, 'point.archive');
       await writePointArchive(backupPath, fold, revision, `${TOOL_NAME} ${TOOL_VERSION}`, pointPath, opts.signal);

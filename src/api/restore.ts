@@ -1,3 +1,4 @@
+import type { ArchiveSummary } from '../archive/verify';
 import type { Config } from '../config/config';
 import { connect } from '../etcd/connect';
 import { restore as runRestore, RestoreSummary } from '../restore/restore';
@@ -37,6 +38,8 @@ export async function restoreFile(
   path: string,
   opts: Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>,
   report: ReturnType<typeof phases>,
+  /** The file's verifyArchive result with config.prefix as scope, when it was checked on its way in. */
+  verified?: ArchiveSummary,
 ): Promise<RestoreSummary> {
   const conn = connect(config, config.endpoints, { warn: opts.onWarning });
   try {
@@ -45,6 +48,7 @@ export async function restoreFile(
       overwrite: config.overwrite,
       dryRun: opts.dryRun,
       revision: opts.revision,
+      verified,
       limits: opts.limits,
       signal: opts.signal,
       onPhase: report.phase,

@@ -45,8 +45,8 @@ export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {})
       opts.onProgress?.({ phase: 'verify', done: i, total: chosen.length });
       try {
         const archive = await withTempDir(async (dir) => {
-          const path = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
-          return summarize(await verifyArchive(path, '', opts.signal));
+          const { path, verified } = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
+          return summarize(verified ?? (await verifyArchive(path, '', opts.signal)));
         });
         agrees(backup.manifest, archive);
         checks.push({ backup, ok: true, archive });

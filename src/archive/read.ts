@@ -21,7 +21,7 @@ export async function detectFormat(path: string): Promise<ArchiveFormat> {
     throw new FileError(`cannot open archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
   });
   try {
-    const head = Buffer.alloc(Math.max(MAGIC_PREFIX.length, HEAD_BYTES));
+    const head = Buffer.alloc(FORMAT_HEAD_BYTES);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     if (bytesRead === 0) {
       throw new ArchiveError(
@@ -29,12 +29,20 @@ export async function detectFormat(path: string): Promise<ArchiveFormat> {
         'an empty input usually means the backup or the download failed; use an archive that holds data',
       );
     }
-    if (isBoltHead(head.subarray(0, bytesRead))) return 'etcd-snapshot';
-    const start = head.subarray(0, Math.min(bytesRead, MAGIC_PREFIX.length)).toString('latin1');
-    return start === MAGIC_PREFIX.slice(0, start.length) ? 'etcd-shield' : 'legacy';
+    return formatOfHead(head.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
+}
+
+/** How many first bytes formatOfHead needs (fewer only if the archive is shorter). */
+export const FORMAT_HEAD_BYTES = Math.max(MAGIC_PREFIX.length, HEAD_BYTES);
+
+/** The format, from an archive's first FORMAT_HEAD_BYTES bytes (not none). */
+export function formatOfHead(head: Buffer): ArchiveFormat {
+  if (isBoltHead(head)) return 'etcd-snapshot';
+  const start = head.subarray(0, Math.min(head.length, MAGIC_PREFIX.length)).toString('latin1');
+  return start === MAGIC_PREFIX.slice(0, start.length) ? 'etcd-shield' : 'legacy';
 }
 
 export function decoderFor(format: Exclude<ArchiveFormat, 'etcd-snapshot'>, onRecord?: (record: RecordRef) => void): ArchiveDecoder {

@@ -1,8 +1,9 @@
 import { ArchiveError } from '../errors';
 import { checkSnapshotFile, type SnapshotCheck } from '../snapshot/verify';
 import type { SnapshotFacts } from '../snapshot/scan';
-import { detectFormat, scanArchive } from './read';
-import type { ArchiveFormat, ArchiveHeader, ArchiveTrailer, LeaseRecord } from './types';
+import { Transform, type TransformCallback } from 'node:stream';
+import { decoderFor, detectFormat, FORMAT_HEAD_BYTES, formatOfHead, scanArchive } from './read';
+import type { ArchiveDecoder, ArchiveFormat, ArchiveHeader, ArchiveItem, ArchiveTrailer, LeaseRecord, RecordRef } from './types';
 
 export interface ArchiveSummary {
   format: ArchiveFormat;
@@ -21,6 +22,45 @@ export interface ArchiveSummary {
   snapshot?: SnapshotFacts & SnapshotCheck;
 }
 
+type Counted = Omit<ArchiveSummary, 'format' | 'bytes' | 'snapshot'>;
+
+/** What verification adds up from a decoder's items and records. */
+class Tally {
+  readonly counted: Counted = { records: 0, inScope: 0, keyBytes: 0, valueBytes: 0, leases: [], usedLeases: new Set() };
+
+  constructor(private readonly prefix: Buffer) {}
+
+  readonly items = (items: ArchiveItem[]): void => {
+    for (const item of items) {
+      if (item.kind === 'header') this.counted.header = item.header;
+      else if (item.kind === 'lease') this.counted.leases.push(item.lease);
+      else if (item.kind === 'trailer') this.counted.trailer = item.trailer;
+    }
+  };
+
+  readonly record = (r: RecordRef): void => {
+    const c = this.counted;
+    c.records++;
+    c.keyBytes += r.keyLength;
+    c.valueBytes += r.valueLength;
+    if (r.hasPrefix(this.prefix)) {
+      c.inScope++;
+      const lease = r.lease();
+      if (lease !== '0') c.usedLeases.add(lease);
+    }
+  };
+
+  /** Our format lists every lease its records use; a legacy archive has no such list. */
+  checkLeases(format: ArchiveFormat): void {
+    if (format !== 'etcd-shield') return;
+    const listed = new Set(this.counted.leases.map((l) => l.id));
+    const missing = [...this.counted.usedLeases].find((id) => !listed.has(id));
+    if (missing !== undefined) {
+      throw new ArchiveError(`a record points at lease ${missing}, which the archive's lease list lacks`, 'the archive is inconsistent; use another backup');
+    }
+  }
+}
+
 /**
  * Reads a whole archive and checks it end to end without touching etcd.
  * Throws ArchiveError at the first defect; returns what restore needs to know.
@@ -28,47 +68,91 @@ export interface ArchiveSummary {
  * `revision` (scanArchive).
  */
 export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string): Promise<ArchiveSummary> {
-  const prefix = Buffer.from(scope);
   const check = (await detectFormat(path)) === 'etcd-snapshot' ? await checkSnapshotFile(path, signal) : undefined;
-  const summary: Omit<ArchiveSummary, 'format' | 'bytes'> = {
-    records: 0,
-    inScope: 0,
-    keyBytes: 0,
-    valueBytes: 0,
-    leases: [],
-    usedLeases: new Set(),
-  };
-  const { format, bytes, snapshot } = await scanArchive(
-    path,
-    (items) => {
-      for (const item of items) {
-        if (item.kind === 'header') summary.header = item.header;
-        else if (item.kind === 'lease') summary.leases.push(item.lease);
-        else if (item.kind === 'trailer') summary.trailer = item.trailer;
-      }
-    },
-    signal,
-    (r) => {
-      summary.records++;
-      summary.keyBytes += r.keyLength;
-      summary.valueBytes += r.valueLength;
-      if (r.hasPrefix(prefix)) {
-        summary.inScope++;
-        const lease = r.lease();
-        if (lease !== '0') summary.usedLeases.add(lease);
-      }
-    },
-    revision,
-  );
-  if (format === 'etcd-shield') {
-    const listed = new Set(summary.leases.map((l) => l.id));
-    const missing = [...summary.usedLeases].find((id) => !listed.has(id));
-    if (missing !== undefined) {
-      throw new ArchiveError(
-        `a record points at lease ${missing}, which the archive's lease list lacks`,
-        'the archive is inconsistent; use another backup',
-      );
+  const tally = new Tally(Buffer.from(scope));
+  const { format, bytes, snapshot } = await scanArchive(path, tally.items, signal, tally.record, revision);
+  tally.checkLeases(format);
+  return { format, bytes, ...tally.counted, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };
+}
+
+/**
+ * Checks an archive as it streams through, unchanged, as verifyArchive
+ * would check the file (scope likewise), so that a download needs no
+ * second pass. The stream itself never fails: the first defect stops the
+ * checks and summary() throws it, so that a caller can first compare the
+ * bytes with what they should be (a cut download says more than the cut
+ * archive). An etcd snapshot is checked only in place, as a file: then
+ * summary() is undefined.
+ */
+export class VerifyingStage extends Transform {
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private format: ArchiveFormat | undefined;
+  private decoder: ArchiveDecoder | undefined;
+  private bytes = 0;
+  private defect: unknown;
+  private result: ArchiveSummary | undefined;
+  private readonly tally: Tally;
+
+  constructor(scope = '') {
+    super();
+    this.tally = new Tally(Buffer.from(scope));
+  }
+
+  /** What verifyArchive would return, once the stream ended; throws the archive's first defect. */
+  summary(): ArchiveSummary | undefined {
+    if (this.defect) throw this.defect;
+    return this.result;
+  }
+
+  private check(step: () => void): void {
+    if (this.defect) return;
+    try {
+      step();
+    } catch (err) {
+      this.defect = err;
+      this.decoder = undefined;
     }
   }
-  return { format, bytes, ...summary, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };
+
+  private feed(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.decoder) this.check(() => this.tally.items(this.decoder!.push(chunk)));
+  }
+
+  private decide(): void {
+    const head = Buffer.concat(this.head);
+    this.head = [];
+    this.format = formatOfHead(head);
+    if (this.format !== 'etcd-snapshot') this.decoder = decoderFor(this.format, this.tally.record);
+    this.feed(head);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (this.format) this.feed(chunk);
+    else {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      if (this.headBytes >= FORMAT_HEAD_BYTES) this.decide();
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (!this.format) {
+      if (this.headBytes === 0) {
+        this.defect = new ArchiveError('the archive is empty (0 bytes)', 'an empty input usually means the backup or the download failed; use an archive that holds data');
+        return callback();
+      }
+      this.decide();
+    }
+    if (!this.decoder) return callback();
+    const format = this.format!;
+    this.check(() => {
+      this.tally.items(this.decoder!.end());
+      this.tally.checkLeases(format);
+      this.result = { format, bytes: this.bytes, ...this.tally.counted };
+    });
+    callback();
+  }
 }

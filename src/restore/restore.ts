@@ -19,6 +19,8 @@ export interface RestoreOptions {
   dryRun?: boolean;
   /** For an etcd snapshot: restore the keyspace as it was at this revision (default: the snapshot's newest). */
   revision?: string;
+  /** The archive's verifyArchive result for this scope, when it was checked as it was written (a download): no second pass. */
+  verified?: ArchiveSummary;
   limits?: Partial<BatchLimits>;
   signal?: AbortSignal;
   onPhase?: (phase: string) => void;
@@ -67,11 +69,11 @@ export function restoreScope(restorePrefix: string, archivePrefix: string): stri
  */
 export async function restore(conn: Connection, path: string, opts: RestoreOptions): Promise<RestoreSummary> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  opts.onPhase?.('verifying the archive');
+  if (!opts.verified) opts.onPhase?.('verifying the archive');
   const before = await stat(path).catch((err: NodeJS.ErrnoException) => {
     throw new FileError(`cannot read archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
   });
-  const archive = await verifyArchive(path, opts.prefix, opts.signal, opts.revision);
+  const archive = opts.verified ?? (await verifyArchive(path, opts.prefix, opts.signal, opts.revision));
   const scope = restoreScope(opts.prefix, archive.header?.prefix ?? '');
   const result: RestoreSummary = { archive, scope, written: 0, deleted: 0, leasesGranted: 0 };
 

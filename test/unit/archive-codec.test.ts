@@ -12,7 +12,9 @@ import { NativeEncoder, nextSlice, recordsSize } from '../../src/archive/native-
 import { rangeReplyOf } from '../range-reply';
 import { MAGIC } from '../../src/archive/native-format';
 import type { ArchiveDecoder, ArchiveHeader, ArchiveItem, KeyRecord, LeaseRecord } from '../../src/archive/types';
-import { verifyArchive } from '../../src/archive/verify';
+import { verifyArchive, VerifyingStage } from '../../src/archive/verify';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 const HEADER: Omit<ArchiveHeader, 'format'> = {
   tool: 'etcd-shield test',
@@ -297,6 +299,28 @@ describe('native format', () => {
     // A record that points at a lease the archive does not list.
     await assert.rejects(verifyArchive(tempFile(encode([rec('/a', '1', '77')]))), (e: unknown) => isArchiveError(e) && /77/.test((e as Error).message));
     await assert.rejects(verifyArchive(tempFile('')), (e: unknown) => isArchiveError(e) && /empty/.test((e as Error).message));
+  });
+  test('VerifyingStage says what verifyArchive says, in any write sizes, and passes the bytes unchanged', async () => {
+    const through = async (data: Buffer, scope: string, size: number) => {
+      const stage = new VerifyingStage(scope);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
+      const out: Buffer[] = [];
+      await pipeline(Readable.from(parts, { objectMode: false }), stage, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
+      assert.ok(Buffer.concat(out).equals(data), 'bytes pass unchanged, even when damaged');
+      return () => stage.summary();
+    };
+    const legacy = Buffer.from(encodeLegacyLine(Buffer.from('/a/x'), Buffer.from('v')) + encodeLegacyLine(Buffer.from('/b'), Buffer.from('w')));
+    for (const [data, scope] of [[archive, '/a'], [archive, ''], [legacy, '/a']] as [Buffer, string][]) {
+      const expected = await verifyArchive(tempFile(data), scope);
+      for (const size of [1, 7, data.length]) assert.deepEqual((await through(data, scope, size))(), expected);
+    }
+    for (const n of [0, 10, Math.floor(archive.length / 2), archive.length - 1]) {
+      const summary = await through(archive.subarray(0, n), '', 5);
+      assert.throws(summary, isArchiveError, `VerifyingStage accepted ${n} of ${archive.length} bytes`);
+    }
+    const lacking = await through(encode([rec('/a', '1', '77')]), '', 9);
+    assert.throws(lacking, (e: unknown) => isArchiveError(e) && /lease 77/.test((e as Error).message));
   });
 });
 
