@@ -43,17 +43,21 @@ export async function snapshotBackup(config: Config, output: ArchiveOutput, opts
   const asked = opts.member === undefined ? undefined : memberUrl(opts.member, config.secure);
   const report = phases(opts.onProgress);
   report.phase('choosing a member');
-  const member = await pickMember(config, asked, opts.onWarning);
-  const sink = isFile(output) ? Sink.file(output.file) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
-  report.phase('snapshot');
+  const { member, client } = await pickMember(config, asked, opts.onWarning);
   let result;
   try {
-    result = await streamSnapshot(config, member, sink, { signal: opts.signal, warn: opts.onWarning });
-    await sink.end();
-  } catch (err) {
-    await sink.abandon().catch(() => undefined);
-    if (opts.signal?.aborted && !(err instanceof CancelledError)) throw new CancelledError('snapshot backup stopped by a signal', undefined, { cause: err });
-    throw err;
+    const sink = isFile(output) ? Sink.file(output.file) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
+    report.phase('snapshot');
+    try {
+      result = await streamSnapshot(config, client, member, sink, { signal: opts.signal, onProgress: (bytes) => report.progress(bytes, 0) });
+      await sink.end();
+    } catch (err) {
+      await sink.abandon().catch(() => undefined);
+      if (opts.signal?.aborted && !(err instanceof CancelledError)) throw new CancelledError('snapshot backup stopped by a signal', undefined, { cause: err });
+      throw err;
+    }
+  } finally {
+    client.close();
   }
   let revision = result.revision;
   if (revision === null && isFile(output)) {

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { castGrpcError, type IStatusResponse } from 'etcd3';
+import { castGrpcError } from 'etcd3/lib/errors';
 import type { Config } from '../config/config';
-import { CancelledError, ConnectionError, EtcdError, PermissionError, ShieldError } from '../errors';
-import { connect } from '../etcd/connect';
+import { AuthError, CancelledError, ConnectionError, EtcdError, PermissionError, ShieldError } from '../errors';
 import { explainEtcdError } from '../etcd/explain';
-import { decodeSnapshotResponse, snapshotStream } from '../etcd/snapshot-stream';
+import { decodeSnapshotResponse, decodeStatusResponse } from '../etcd/maintenance-codec';
+import { MemberClient } from '../etcd/member-client';
 import type { Sink } from '../io/sink';
 import { TrailerCheck } from '../snapshot/trailer';
 
@@ -23,7 +23,7 @@ export interface SnapshotStreamResult {
   revision: string | null;
 }
 
-const hex = (id: string) => BigInt(id).toString(16);
+const EMPTY: Buffer = Buffer.alloc(0);
 /** The least a stalled snapshot stream is waited for, whatever the (per request) timeout. */
 const MIN_STREAM_PATIENCE_MS = 5000;
 const WATCHDOG_TICK_MS = 500;
@@ -31,24 +31,29 @@ const WATCHDOG_TICK_MS = 500;
 /**
  * The member to take the snapshot from: the one asked for, else the first
  * endpoint that answers a status call without an alarm. Each is asked
- * alone, without retries, as `etcdctl endpoint status` does.
+ * alone, without retries, as `etcdctl endpoint status` does. The chosen
+ * member's client stays open for the snapshot (one connection, one login);
+ * the caller closes it.
  */
-export async function pickMember(config: Config, asked: string | undefined, warn?: (line: string) => void): Promise<SnapshotMember> {
+export async function pickMember(config: Config, asked: string | undefined, warn?: (line: string) => void): Promise<{ member: SnapshotMember; client: MemberClient }> {
   const candidates = asked ? [asked] : config.endpoints;
   const problems: string[] = [];
   for (const endpoint of candidates) {
-    const one = connect(config, [endpoint], { retry: false, warn });
+    const client = new MemberClient(config, endpoint, warn);
     try {
-      const status: IStatusResponse = await one.client.maintenance.status();
-      if (status.errors?.length) {
+      const status = decodeStatusResponse(await client.unary('/etcdserverpb.Maintenance/Status', EMPTY));
+      if (status.errors.length) {
         problems.push(`${endpoint}: ${status.errors.join('; ')}`);
+        client.close();
         continue;
       }
-      return { endpoint, memberId: hex(status.header.member_id), leader: status.leader === status.header.member_id };
+      return { member: { endpoint, memberId: status.memberId, leader: status.leaderId === status.memberId }, client };
     } catch (err) {
-      problems.push(explainEtcdError(err, { config: { ...config, endpoints: [endpoint] }, action: 'read the status of' }).message);
-    } finally {
-      one.close();
+      client.close();
+      const explained = explainEtcdError(err, { config: { ...config, endpoints: [endpoint] }, action: 'read the status of' });
+      // Users and passwords are the cluster's: one member refusing them means all would.
+      if (explained instanceof AuthError) throw explained;
+      problems.push(explained.message);
     }
   }
   throw new ConnectionError(
@@ -66,16 +71,16 @@ export async function pickMember(config: Config, asked: string | undefined, warn
  */
 export async function streamSnapshot(
   config: Config,
+  client: MemberClient,
   member: SnapshotMember,
   sink: Sink,
-  opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void; warn?: (line: string) => void } = {},
+  opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
 ): Promise<SnapshotStreamResult> {
-  const conn = connect(config, [member.endpoint], { retry: false, warn: opts.warn });
   const ctx = { config: { ...config, endpoints: [member.endpoint] }, action: 'stream a snapshot from' };
   const check = new TrailerCheck();
   let revision: string | null = null;
   let stream: Readable | undefined;
-  // Streams have no deadline (connect.ts), so a member that stops sending would hang the backup;
+  // Streams have no deadline (member-client.ts), so a member that stops sending would hang the backup;
   // only the wait for etcd counts, never the wait for a slow output.
   const patience = Math.max(config.timeoutMs, MIN_STREAM_PATIENCE_MS);
   let waitingSince: number | undefined = Date.now();
@@ -90,7 +95,7 @@ export async function streamSnapshot(
     }
   }, WATCHDOG_TICK_MS);
   try {
-    stream = await snapshotStream(conn);
+    stream = await client.serverStream('/etcdserverpb.Maintenance/Snapshot', EMPTY);
     const stop = () => stream?.destroy(new CancelledError('stopped by a signal while streaming the snapshot'));
     opts.signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -116,7 +121,6 @@ export async function streamSnapshot(
   } finally {
     clearInterval(watchdog);
     stream?.destroy();
-    conn.close();
   }
   const verdict = check.finish();
   if (!verdict.ok) {

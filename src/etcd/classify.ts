@@ -1,4 +1,4 @@
-import { isRecoverableError } from 'etcd3';
+import { isRecoverableError } from 'etcd3/lib/errors';
 
 /**
  * Every test of a raw etcd3/grpc-js error lives here. The client rebuilds

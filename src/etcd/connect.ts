@@ -1,17 +1,7 @@
 import { Etcd3, IOptions } from 'etcd3';
 import type { Config } from '../config/config';
+import { CHANNEL_OPTIONS, UNVERIFIED_TLS, warnInsecure } from './channel';
 import { isMemberFailure, isOverloaded, isTransient, MemberSkipped, shortGrpcMessage } from './classify';
-
-// grpc-js refuses replies over 4 MiB by default; one etcd value alone may be
-// larger than that, so the ceiling is high and page size is bounded by us.
-const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
-/**
- * HTTP/2 receive window, per call and per connection. At the 64 KiB default,
- * etcd stops every 64 KiB of a page until we acknowledge it, so it waits on
- * our event loop; with room for a few whole pages it never does. Memory stays
- * bounded by the pages requested (docs/performance.md).
- */
-const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
 
 /** Tries per request (the first included) before giving up. */
 const ATTEMPTS = 7;
@@ -50,11 +40,7 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   const warn = opts.warn ?? ignore;
   const options: IOptions = {
     hosts,
-    grpcOptions: {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
-    },
+    grpcOptions: { ...CHANNEL_OPTIONS },
     // Streams (watch, snapshot) live as long as they need; only unary calls get the deadline.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),
   };
@@ -96,15 +82,6 @@ export function connect(config: Config, hosts: string[] = config.endpoints, opts
   };
 }
 
-const warnedInsecure = new WeakSet<(line: string) => void>();
-
-/** Once per receiver of warnings: the connections of one run share the one setting. */
-function warnInsecure(warn: (line: string) => void): void {
-  if (warnedInsecure.has(warn)) return;
-  warnedInsecure.add(warn);
-  warn('insecure_skip_verify is on: the etcd server certificate is not verified, so anyone in the network path can impersonate etcd and read the data; use it in test labs only');
-}
-
 interface GrpcCredentialsModule {
   credentials: { createSsl: (rootCerts: unknown, privateKey: unknown, certChain: unknown, verify?: object) => unknown };
 }
@@ -116,14 +93,14 @@ interface GrpcCredentialsModule {
  * calling it there, we refuse rather than silently verify (or not).
  */
 function withUnverifiedTls(build: () => Etcd3): Etcd3 {
-  // A literal name, so the one-file build includes it: etcd3's copy where npm
-  // hoists it, the bundle's only one. Any other copy is caught by `used` below.
+  // Our own dependency, which npm dedupes with etcd3's (package.json keeps the
+  // two ranges compatible). Any other copy is caught by `used` below.
   const grpc = require('@grpc/grpc-js') as GrpcCredentialsModule;
   const original = grpc.credentials.createSsl;
   let used = false;
   grpc.credentials.createSsl = (rootCerts: unknown, privateKey: unknown, certChain: unknown, verify?: object) => {
     used = true;
-    return original(rootCerts, privateKey, certChain, { ...verify, rejectUnauthorized: false, checkServerIdentity: () => undefined });
+    return original(rootCerts, privateKey, certChain, { ...verify, ...UNVERIFIED_TLS });
   };
   try {
     const client = build();

@@ -5,7 +5,7 @@ import {
   EtcdUserNotFoundError,
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
-} from 'etcd3';
+} from 'etcd3/lib/errors';
 import { AuthError, CompactedError, ConnectionError, EtcdError, PermissionError, ShieldError, TlsError } from '../errors';
 import type { Config } from '../config/config';
 import { commonName, subject } from '../config/pem';

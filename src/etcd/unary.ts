@@ -1,5 +1,4 @@
-import { castGrpcError, EtcdInvalidAuthTokenError } from 'etcd3';
-import type { Readable } from 'node:stream';
+import { castGrpcError, EtcdInvalidAuthTokenError } from 'etcd3/lib/errors';
 import type { Connection } from './connect';
 
 export const asIs = (b: Buffer): Buffer => b;
@@ -16,18 +15,10 @@ export interface GrpcClient {
     options: { deadline: number },
     callback: (err: Error | null, value?: Buffer) => void,
   ): unknown;
-  makeServerStreamRequest(
-    method: string,
-    serialize: (b: Buffer) => Buffer,
-    deserialize: (b: Buffer) => Buffer,
-    argument: Buffer,
-    metadata: unknown,
-    options: object,
-  ): Readable;
 }
 
 interface Pool {
-  withConnection<T>(service: 'KV' | 'Maintenance', fn: (c: { client: GrpcClient; metadata: unknown }) => Promise<T> | T): Promise<T>;
+  withConnection<T>(service: 'KV', fn: (c: { client: GrpcClient; metadata: unknown }) => Promise<T> | T): Promise<T>;
 }
 
 export function poolOf(conn: Connection): Pool {

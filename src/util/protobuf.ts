@@ -1,4 +1,4 @@
-import { configure, Reader, util, type Long } from 'protobufjs/minimal';
+import { configure, Reader, util, Writer, type Long } from 'protobufjs/minimal';
 import LongImpl from 'long';
 import { int64Decimal } from './int64';
 
@@ -9,7 +9,7 @@ if (!util.Long) {
   configure();
 }
 
-export { Reader };
+export { Reader, Writer };
 
 /** An int64 protobufjs read, as a decimal string. */
 export const longDecimal = (v: Long, unsigned: boolean): string => int64Decimal(v.high >>> 0, v.low >>> 0, unsigned);

@@ -1,14 +1,17 @@
 import { createWriteStream } from 'node:fs';
-import { backup } from '../../api/backup';
 import type { BackupFormat } from '../../backup/types';
 import type { Config } from '../../config/config';
 import { UsageError } from '../../errors';
 import { parseRecipients, readRecipientsFile } from '../../pipeline/encryption';
 import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
+import { scavengeEvery } from '../scavenge';
 import { Progress } from '../progress';
 import { printReport } from '../stdout';
 import { type EncryptFlags, type StoreFlags, storeOptions } from '../store-flags';
+
+/** Snapshot bytes between young-generation collections (src/cli/scavenge.ts). */
+const SCAVENGE_EVERY = 4 * 1024 * 1024;
 
 export interface BackupCommandOptions extends StoreFlags, EncryptFlags {
   out?: string;
@@ -32,6 +35,8 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
   const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
   const progress = new Progress();
   try {
+    // Loaded here, not at the top: snapshot mode does without etcd3 (docs/performance.md, "Snapshot mode").
+    const { backup } = await import('../../api/backup');
     const summary = await backup(config, output, {
       format: opts.format,
       pageBytes: opts.pageBytes,
@@ -58,7 +63,13 @@ async function runSnapshotBackup(config: Config, opts: BackupCommandOptions, ctx
   const start = process.hrtime.bigint();
   const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
   const { snapshotBackup } = await import('../../api/snapshot-backup');
-  const s = await snapshotBackup(config, output, { member: opts.member, outputName: 'standard output', signal: ctx.signal, onWarning: warnings(ctx) });
+  const s = await snapshotBackup(config, output, {
+    member: opts.member,
+    outputName: 'standard output',
+    signal: ctx.signal,
+    onProgress: scavengeEvery(SCAVENGE_EVERY),
+    onWarning: warnings(ctx),
+  });
   ctx.say(
     `backup done: etcd snapshot of member ${s.memberId} (${s.leader ? 'leader' : 'follower'}) at ${s.member}, ${s.revision === null ? 'revision not reported by etcd' : `revision ${s.revision}`}, ${humanBytes(s.bytes)}, sha256 ${s.sha256.slice(0, 16)}... checked, in ${secondsSince(start)}${opts.out ? ` to ${opts.out}` : ''}`,
   );
