@@ -38,6 +38,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Kill the CLI after this long (default 60 s). */
   timeoutMs?: number;
+  /** Node options before the executable (e.g. --require, --trace-gc). */
+  nodeFlags?: string[];
 }
 
 /** The inherited environment without ETCD_*, ETCDCTL_*, SHIELD_* or DEBUG, which would silently change what etcd, etcdctl or the CLI do. */
@@ -52,7 +54,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, ...args], {
+    const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), binPath, ...args], {
       cwd: repoRoot,
       env: childEnv(opts.env),
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { CLIENT_CN } from './certs';
 import { describeRun, expectCode, runCli, startCli, type RunningCli } from './cli';
 import { metricTotal } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
@@ -92,6 +93,18 @@ describe('three members', () => {
     }
     const u = await runCli(['backup', '--endpoints', cluster.url, '--member', down.clientUrl]);
     expectCode(u, 1, '--member in logical mode');
+    // Refused before any connection: another scheme than the endpoints, two URLs, not a URL.
+    for (const [member, message] of [
+      [down.clientUrl.replace('http://', 'https://'), /uses another scheme than the endpoints/],
+      [`${cluster.nodes[0]!.clientUrl},${cluster.nodes[1]!.clientUrl}`, /--member takes one client URL, not 2/],
+      ['http://no such host', /contains white space/],
+    ] as const) {
+      const b = await runCli(['backup', '--endpoints', cluster.url, '--mode', 'snapshot', '--member', member, '--out', path.join(tmp, 'bad-member.db')]);
+      expectCode(b, 4, `--member ${member}`);
+      assert.match(b.stderr, message);
+      assert.doesNotMatch(b.stderr, /no etcd member could be asked/);
+    }
+    assert.equal(fs.existsSync(path.join(tmp, 'bad-member.db')), false);
   });
 });
 
@@ -107,6 +120,34 @@ describe('one member with a large database', () => {
     assert.ok(dbBytes > BIG_VALUES * MB, `${dbBytes} bytes`);
   });
   after(async () => etcd?.stop());
+
+  test('the CLI takes a snapshot without loading etcd3\'s client, and collects young garbage every 4 MiB', async () => {
+    // A preloaded hook lists every module the process loaded, at exit.
+    const hook = path.join(tmp, 'modules-hook.js');
+    fs.writeFileSync(hook, "process.on('exit', () => require('fs').writeFileSync(process.env.MODULE_LIST, Object.keys(require.cache).join('\\n')));\n");
+    const loaded = async (args: string[], nodeFlags: string[] = []) => {
+      const list = path.join(tmp, 'modules.txt');
+      fs.rmSync(list, { force: true });
+      const r = await runCli(args, { nodeFlags: ['--require', hook, ...nodeFlags], env: { MODULE_LIST: list }, timeoutMs: 120_000 });
+      expectCode(r, 0, args.join(' '));
+      return { r, modules: fs.readFileSync(list, 'utf8').split('\n') };
+    };
+    const has = (modules: string[], re: RegExp) => modules.some((m) => re.test(m));
+
+    const out = path.join(tmp, 'light.db');
+    const { r, modules } = await loaded(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--out', out], ['--trace-gc']);
+    assert.ok(has(modules, /node_modules\/@grpc\/grpc-js\//), 'grpc-js carries the snapshot');
+    assert.ok(!has(modules, /node_modules\/etcd3\/lib\/(index|connection-pool)\.js$/), `etcd3's client was loaded:\n${modules.filter((m) => /etcd3/.test(m)).join('\n')}`);
+    assert.ok(!has(modules, /node_modules\/@grpc\/proto-loader\//), 'a .proto was parsed');
+    // gc() calls show in V8's trace as collections for "testing"; --trace-gc writes to stdout, the snapshot went to --out.
+    const nudges = (r.stdout.toString('utf8').match(/Scavenge.*testing/g) ?? []).length;
+    assert.ok(nudges >= Math.floor(fs.statSync(out).size / (4 * MB)) - 1, `${nudges} young-generation collections asked for ${fs.statSync(out).size} bytes`);
+    expectCode(await runCli(['verify', '--in', out]), 0, 'verify');
+
+    // The same hook does see etcd3 where it is used.
+    const logical = await loaded(['backup', '--endpoints', etcd.url, '--out', path.join(tmp, 'logical.archive')]);
+    assert.ok(has(logical.modules, /node_modules\/etcd3\/lib\/index\.js$/), 'a logical backup loads etcd3');
+  });
 
   test('a reader that stops reading stops the stream; the member dying then fails the backup, and the output is refused', async () => {
     const sentBefore = await snapshotMessagesSent(etcd.url);
@@ -239,5 +280,45 @@ describe('with client certificates', () => {
     expectCode(r, 0, 'snapshot over TLS');
     assert.match(r.stderr, /at https:\/\/127\.0\.0\.1:\d+, revision \d+/);
     expectCode(await runCli(['verify', '--in', out]), 0, 'verify');
+  });
+});
+
+describe('TLS, client certificates and users together', () => {
+  let etcd: EtcdCluster;
+  const rootPassword = 'Root-snap-5521-secret';
+  before(async () => {
+    // etcd takes the user from the certificate's common name when no password is given.
+    etcd = await startEtcd({ clientCertAuth: true, rbac: { rootPassword, users: [{ name: CLIENT_CN, password: 'Cn-snap-7734-secret', readwritePrefix: '' }] } });
+  });
+  after(async () => etcd?.stop());
+
+  test('root with a password and a client certificate; every wrong setting fails with its own message, naming the endpoint', async () => {
+    const ca = etcd.ca!;
+    const tlsFlags = ['--cacert', ca.caCert, '--cert', ca.clientCert, '--key', ca.clientKey];
+    const snapshot = (flags: string[], name: string) => runCli(['backup', '--endpoints', etcd.url, '--mode', 'snapshot', ...flags, '--out', path.join(tmp, name)]);
+
+    const ok = await snapshot([...tlsFlags, '--user', `root:${rootPassword}`], 'both.db');
+    expectCode(ok, 0, 'root, password and certificate');
+    assert.match(ok.stderr, /etcd snapshot of member [0-9a-f]+ \(leader\) at https:/);
+    expectCode(await runCli(['verify', '--in', path.join(tmp, 'both.db')]), 0, 'verify');
+
+    const cases: [string, string[], RegExp][] = [
+      ['a wrong password', [...tlsFlags, '--user', 'root:Wrong-snap-0000-secret'], /etcd at https:\/\/127\.0\.0\.1:\d+ rejected user "root": wrong user name or password/],
+      ['a CA that did not sign the server certificate', ['--cacert', ca.otherCaCert, '--cert', ca.clientCert, '--key', ca.clientKey, '--user', `root:${rootPassword}`], /server certificate of etcd at https:\/\/127\.0\.0\.1:\d+ is not signed by ca_cert/],
+      ['no client certificate', ['--cacert', ca.caCert, '--user', `root:${rootPassword}`], /etcd at https:\/\/127\.0\.0\.1:\d+ requires a client certificate/],
+      ['the certificate\'s user, which has no root role', tlsFlags, new RegExp(`etcd refused to let user "${CLIENT_CN}" \\(the client certificate's common name\\) stream a snapshot`)],
+    ];
+    for (const [what, flags, message] of cases) {
+      const r = await snapshot(flags, 'bad.db');
+      expectCode(r, 4, what);
+      assert.match(r.stderr, message, what);
+      assert.doesNotMatch(r.stderr, /Secret|secret|PRIVATE KEY/, `${what}: no secret in the output`);
+      assert.equal(fs.existsSync(path.join(tmp, 'bad.db')), false, `${what}: no output file`);
+    }
+    assert.match((await snapshot(tlsFlags, 'bad.db')).stderr, /only users with the root role take a snapshot/);
+
+    const skip = await snapshot(['--cacert', ca.otherCaCert, '--cert', ca.clientCert, '--key', ca.clientKey, '--user', `root:${rootPassword}`, '--insecure-skip-tls-verify'], 'unverified.db');
+    expectCode(skip, 0, 'insecure_skip_verify with an unrelated CA');
+    assert.equal(skip.stderr.match(/warning: insecure_skip_verify is on/g)?.length, 1, skip.stderr);
   });
 });
