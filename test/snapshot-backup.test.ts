@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { spawnSync } from 'node:child_process';
 import { CLIENT_CN } from './certs';
-import { describeRun, expectCode, runCli, startCli, type RunningCli } from './cli';
+import { binPath, childEnv, describeRun, expectCode, runCli, startCli, type RunningCli } from './cli';
 import { metricTotal } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
 import type { VerifySummary } from '../src/api/verify';
@@ -195,6 +196,19 @@ describe('one member with a large database', () => {
     } finally {
       etcd.nodes[0]!.resume();
     }
+  });
+
+  test('a write to --out that fails (here a file size limit) fails the backup naming the file, keeping the previous one', () => {
+    const out = path.join(tmp, 'limited.db');
+    fs.writeFileSync(out, 'the previous backup');
+    // 2 MiB (bash counts KiB); node ignores SIGXFSZ, so the write past it fails with EFBIG.
+    const args = [process.execPath, binPath, 'backup', '--endpoints', etcd.url, '--mode', 'snapshot', '--out', out];
+    const r = spawnSync('bash', ['-c', 'ulimit -f 2048 && exec "$@"', 'bash', ...args], { env: childEnv(), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot write ${out.replace(/[.]/g, '\\.')}: EFBIG`));
+    assert.match(r.stderr, /what to do: check free space and permissions/);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'the previous backup');
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.part')), []);
   });
 
   test('--out keeps the previous file when the member dies mid-stream, and leaves no part file', async () => {

@@ -46,7 +46,7 @@ export async function snapshotBackup(config: Config, output: ArchiveOutput, opts
   const { member, client } = await pickMember(config, asked, opts.onWarning);
   let result;
   try {
-    const sink = isFile(output) ? Sink.file(output.file) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
+    const sink = isFile(output) ? Sink.file(output.file, { synchronous: true }) : new Sink(output as Writable, opts.outputName ?? 'the output stream');
     report.phase('snapshot');
     try {
       result = await streamSnapshot(config, client, member, sink, { signal: opts.signal, onProgress: (bytes) => report.progress(bytes, 0) });
