@@ -9,7 +9,7 @@ type Gc = (options: { type: 'minor' }) => void;
  * `every` bytes. A snapshot arrives as 32 KiB messages, each in Buffers of
  * its own that V8 frees only when it collects; left to itself it lets them
  * pile up to about 50 MB first. One scavenge per 4 MiB keeps snapshot mode
- * under 100 MB at any size, for about the same total GC time
+ * near 80 MB at any size, for about the same total GC time
  * (docs/performance.md, "Snapshot mode"). V8's gc() is exposed to a new
  * context at run time, so no node flag is needed; if that fails, nothing is
  * collected early.

@@ -18,7 +18,7 @@ const STREAM_WINDOW = 2 * 1024 * 1024;
 
 /**
  * A gRPC client for one etcd member, straight on grpc-js, for snapshot mode:
- * loading etcd3 and parsing its rpc.proto costs about 0.12 s and 11 MB at
+ * loading etcd3 and parsing its rpc.proto costs about 0.12 s and 9 MB at
  * start (docs/performance.md, "Snapshot mode"), while a snapshot needs two
  * calls. Requests and replies are bytes (maintenance-codec.ts). TLS and its
  * verification, user/password login and the per-request deadline are as
