@@ -1,7 +1,9 @@
 import type { Config } from '../config/config';
 import { connect } from '../etcd/connect';
+import { ArchiveFileSource } from '../restore/archive-source';
 import { restore as runRestore, RestoreSummary } from '../restore/restore';
 import type { BatchLimits } from '../restore/limits';
+import type { RecordSource } from '../restore/source';
 import { withArchiveFile } from './input';
 import { ArchiveInput, OperationOptions, phases } from './options';
 
@@ -31,20 +33,21 @@ export async function restore(config: Config, input: ArchiveInput, opts: Restore
   return withArchiveFile(input, opts.inputName, opts.signal, (path) => restoreFile(config, path, opts, phases(opts.onProgress)), opts.identities);
 }
 
+type SourceRunOptions = Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>;
+
 /** Restores a plain archive file that is already in place (given, spooled or fetched). */
-export async function restoreFile(
-  config: Config,
-  path: string,
-  opts: Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>,
-  report: ReturnType<typeof phases>,
-): Promise<RestoreSummary> {
+export async function restoreFile(config: Config, path: string, opts: SourceRunOptions, report: ReturnType<typeof phases>): Promise<RestoreSummary> {
+  return restoreSource(config, new ArchiveFileSource(path, opts.revision), opts, report);
+}
+
+/** Restores the keys of any record source (an archive file, a backup plus a change log). */
+export async function restoreSource(config: Config, source: RecordSource, opts: Omit<SourceRunOptions, 'revision'>, report: ReturnType<typeof phases>): Promise<RestoreSummary> {
   const conn = connect(config, config.endpoints, { warn: opts.onWarning });
   try {
-    return await runRestore(conn, path, {
+    return await runRestore(conn, source, {
       prefix: config.prefix,
       overwrite: config.overwrite,
       dryRun: opts.dryRun,
-      revision: opts.revision,
       limits: opts.limits,
       signal: opts.signal,
       onPhase: report.phase,
