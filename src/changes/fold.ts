@@ -66,7 +66,7 @@ export class ChangeFold {
       used = true;
       const n = this.entry(key);
       this.at[n] = base + e.valueAt;
-      this.lengths[n] = e.isPut ? e.value().length : DELETED;
+      this.lengths[n] = e.isPut ? e.valueLength : DELETED;
       this.leaseOf[n] = this.leaseNumber(e.lease());
     }
     if (!used) return;

@@ -156,6 +156,10 @@ export class EventView {
     return this.keyEnd + EventLayout.Int64s;
   }
 
+  get valueLength(): number {
+    return this.end - this.valueAt;
+  }
+
   value(): Buffer {
     return this.data.subarray(this.valueAt, this.end);
   }

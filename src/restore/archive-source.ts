@@ -8,7 +8,7 @@ export class ArchiveFileSource implements RecordSource {
 
   /** `revision`: for an etcd snapshot, the revision to read (default its newest). */
   constructor(
-    readonly path: string,
+    private readonly path: string,
     private readonly revision?: string,
   ) {}
 

@@ -14,9 +14,9 @@ export interface Put {
  * Where restore (and the dry-run plan) take their keys from: an archive
  * file, or a backup merged with a change log. verify() reads and checks
  * everything without writing anything; records() then hands the keys
- * under a scope in ascending order, in batches of bounded size, waiting
- * for each batch's callback (which must be done with the batch's buffers
- * by then), and throws if the data changed since verify().
+ * under a scope, each once, in batches of bounded size, waiting for each
+ * batch's callback (which must be done with the batch's buffers by then),
+ * and throws if the data changed since verify().
  */
 export interface RecordSource {
   verify(scope: string, signal?: AbortSignal): Promise<ArchiveSummary>;
