@@ -12,7 +12,8 @@ import { ChangeFold } from '../../src/changes/fold';
 import { PointSource } from '../../src/changes/point-source';
 import { gapKey, parseSegmentKey, segmentKey } from '../../src/changes/naming';
 import { decodeSegment, EventView } from '../../src/changes/segment-decode';
-import { SegmentBuilder } from '../../src/changes/segment-encode';
+import { SEGMENT_BLOCK_BYTES, SegmentBuilder } from '../../src/changes/segment-encode';
+import { BufferPool } from '../../src/io/buffer-pool';
 import type { ChangeEvent } from '../../src/changes/segment-format';
 import { ArchiveError, NotFoundError } from '../../src/errors';
 import { NativeEncoder } from '../../src/archive/native-encode';
@@ -36,7 +37,7 @@ function sample(): Buffer {
   b.event(put('/app/b', 'x', 12, '7587869930066745100'));
   b.event(del('/app/a', 12));
   b.clock(14, 2000);
-  return b.seal(HEADER, [{ id: '7587869930066745100', grantedTtl: '60' }], 14);
+  return Buffer.concat(b.seal(HEADER, [{ id: '7587869930066745100', grantedTtl: '60' }], 14));
 }
 
 describe('segment codec', () => {
@@ -61,9 +62,41 @@ describe('segment codec', () => {
   test('an empty segment records progress only', () => {
     const b = new SegmentBuilder(5);
     b.clock(9, 500);
-    const s = decodeSegment(b.seal(HEADER, [], 9), 'seg');
+    const s = decodeSegment(Buffer.concat(b.seal(HEADER, [], 9)), 'seg');
     assert.equal(s.events.length, 0);
     assert.equal(s.last, 9);
+  });
+
+  test('frames fill pooled blocks across their edges; released blocks build the next segment', () => {
+    const pool = new BufferPool(8);
+    const build = (first: number, n: number, fill: string) => {
+      const b = new SegmentBuilder(first, pool);
+      for (let i = 0; i < n; i++) b.event(put(`/app/k${i}`, fill.repeat(i === 7 ? SEGMENT_BLOCK_BYTES + 10 : 3000), first + i));
+      b.clock(first + n - 1, 1000);
+      return b;
+    };
+    const a = build(100, 200, 'a');
+    const aParts = a.seal(HEADER, [], 299);
+    assert.ok(aParts.length > 4, 'the frames span several blocks');
+    const aBytes = Buffer.concat(aParts);
+    a.release();
+    const b = build(300, 150, 'b');
+    const bParts = b.seal(HEADER, [], 449);
+    assert.ok(
+      bParts.some((p) => aParts.some((q) => p.buffer === q.buffer)),
+      'the second segment reuses the first one\'s blocks',
+    );
+    for (const [bytes, first, fill] of [[aBytes, 100, 'a'], [Buffer.concat(bParts), 300, 'b']] as const) {
+      const seg = decodeSegment(bytes, 'seg');
+      const e = new EventView(seg.data);
+      assert.equal(seg.events.length, first === 100 ? 200 : 150);
+      seg.events.forEach((at, i) => {
+        e.at(at);
+        assert.equal(e.key().toString(), `/app/k${i}`);
+        assert.equal(e.modRevision, first + i);
+        assert.ok(e.value().equals(Buffer.alloc(i === 7 ? SEGMENT_BLOCK_BYTES + 10 : 3000, fill)));
+      });
+    }
   });
 
   test('every truncation and every flipped byte is an ArchiveError', () => {
@@ -200,8 +233,8 @@ describe('fold', () => {
       const keys = Array.from({ length: 3000 }, (_, i) => Buffer.from(`/app/${(i * 7919) % 3000}\xff${i % 3 ? 'é' : ''}`));
       keys.forEach((k, i) => b.event({ ...put('', `v${i}`, 14), key: k }));
       const f = await ChangeFold.create(Buffer.from('/app/'), path.join(dir, 'f'));
-      await f.apply(decodeSegment(a.seal(HEADER, [], 12), 'a'), 10, 14);
-      await f.apply(decodeSegment(b.seal(HEADER, [], 14), 'b'), 12, 14);
+      await f.apply(decodeSegment(Buffer.concat(a.seal(HEADER, [], 12)), 'a'), 10, 14);
+      await f.apply(decodeSegment(Buffer.concat(b.seal(HEADER, [], 14)), 'b'), 12, 14);
       const all = finals(f);
       assert.deepEqual(all.filter(([k]) => k === '/app/k' || k === '/app/m').map(([k, , , v]) => [k, v]), [
         ['/app/k', 'second'],
@@ -229,7 +262,7 @@ describe('point source: a backup merged with a fold as it streams', () => {
     const b = new SegmentBuilder(11);
     build(b);
     const fold = await ChangeFold.create(Buffer.from('/app/'), path.join(dir, 'changes'));
-    await fold.apply(decodeSegment(b.seal(HEADER, segLeases, 10_000), 'seg'), 10, 10_000);
+    await fold.apply(decodeSegment(Buffer.concat(b.seal(HEADER, segLeases, 10_000)), 'seg'), 10, 10_000);
     return { file, fold, source: new PointSource(file, fold, { revision: 10_000 }) };
   }
 
