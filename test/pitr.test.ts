@@ -4,9 +4,12 @@
 // times into a fresh etcd must match the source read at that revision, key by key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { restoreToPoint } from '../src/api/restore-to-point';
+import { resolveConfig } from '../src/config/config';
 import { describeRun, expectCode, killStartedClis, runCli, startCli, type CliResult, type RunningCli } from './cli';
 import { makeTestDir, removeTestDir, startEtcd, type EtcdCluster } from './harness';
 import { startS3rver, type S3rver } from './s3rver';
@@ -242,6 +245,98 @@ describe('a directory store that goes away for a while', () => {
     expectCode(await f.exit, 0, 'follow with a store that went away');
     await restoreAndCompare(dir, '--to-revision', during);
     await restoreAndCompare(dir, '--to-revision', afterwards);
+  });
+});
+
+describe('restore to a point streams the merge into etcd', () => {
+  const store = () => path.join(tmp, 'merge');
+  let early: Moment;
+  let point: Moment;
+
+  before(async () => {
+    fs.mkdirSync(store());
+    const lease = (await src.leaseClient.leaseGrant({ TTL: 600, ID: '0' })).ID;
+    await write(40, lease);
+    await ok(['backup', '--endpoints', source.url, '--prefix', PREFIX, '--to', store(), '--compress', 'none']);
+    const f = follow(store());
+    await f.waitStderr(/following changes from revision/);
+    await write(41, lease);
+    early = await moment();
+    await src.kv.put({ key: Buffer.from(`${PREFIX}only-in-the-log`), value: Buffer.from('value from the change log') });
+    await write(42, lease);
+    point = await moment();
+    f.child.kill('SIGTERM');
+    expectCode(await f.exit, 0, 'follow');
+  });
+
+  test('no merged archive is written: the write phase reads the fetched backup and the spooled segments', { timeout: 120_000 }, async () => {
+    await wipeTarget();
+    const temp = path.join(tmp, 'tmpdir');
+    fs.mkdirSync(temp);
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = temp;
+    let seen: { names: string[]; spool: Buffer } | undefined;
+    try {
+      const { config } = resolveConfig({ url: target.url, prefix: PREFIX, overwrite: true });
+      const s = await restoreToPoint(config, store(), {
+        toRevision: Number(point.revision),
+        onProgress: (e) => {
+          if (e.phase !== 'writing keys' || seen) return;
+          const [work] = fs.readdirSync(temp);
+          const dir = path.join(temp, work!);
+          seen = { names: fs.readdirSync(dir).sort(), spool: fs.readFileSync(path.join(dir, 'changes')) };
+        },
+      });
+      assert.ok(s.events > 0 && s.changedKeys > 0 && s.written > 0, JSON.stringify(s));
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    assert.ok(seen, 'the restore reached its write phase');
+    assert.deepEqual(seen.names, ['archive', 'changes'], 'the backup as fetched and the spooled change log, nothing merged');
+    assert.ok(seen.spool.includes('value from the change log'), 'a changed value is read back from the spooled segments');
+    assert.deepEqual(fs.readdirSync(temp), [], 'the private directory is removed');
+    assert.deepEqual(await contentAt(dst), await contentAt(src, point.revision));
+  });
+
+  test('dry run counts the merged state against etcd and changes nothing', { timeout: 60_000 }, async () => {
+    await wipeTarget();
+    const truth = await contentAt(src, early.revision);
+    const [same, changed] = [truth[0]!, truth[1]!];
+    await dst.kv.put({ key: Buffer.from(same[0]), value: Buffer.from(same[1]), ...(same[2] !== '0' ? { lease: (await dst.leaseClient.leaseGrant({ TTL: 600, ID: '0' })).ID } : {}) });
+    await dst.kv.put({ key: Buffer.from(changed[0]), value: Buffer.from('something else') });
+    await dst.kv.put({ key: Buffer.from(`${PREFIX}not-at-that-revision`), value: Buffer.from('x') });
+    const before = await contentAt(dst);
+    const r = await ok(['restore', '--endpoints', target.url, '--from', store(), '--to-revision', early.revision, '--prefix', PREFIX, '--overwrite', '--dry-run']);
+    const out = r.stdout.toString();
+    assert.match(out, new RegExp(`add +${truth.length - 2} keys`), out);
+    assert.match(out, /update +1 keys/, out);
+    assert.match(out, /keep +1 keys unchanged/, out);
+    assert.match(out, /delete +1 keys that the archive does not hold/, out);
+    assert.deepEqual(await contentAt(dst), before);
+  });
+
+  test('a backup damaged inside (manifest made to match) is refused by the verify pass before the first write', { timeout: 60_000 }, async () => {
+    await wipeTarget();
+    await dst.kv.put({ key: Buffer.from(`${PREFIX}untouched`), value: Buffer.from('1') });
+    const manifestName = fs.readdirSync(store()).find((n) => n.endsWith('.manifest.json'))!;
+    const manifestPath = path.join(store(), manifestName);
+    const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { archive: string; storedSha256: string; storedBytes: number };
+    const archivePath = path.join(store(), manifest.archive);
+    const original = fs.readFileSync(archivePath);
+    const bad = Buffer.from(original);
+    bad[bad.indexOf('leased 40.')] ^= 0x01;
+    try {
+      fs.writeFileSync(archivePath, bad);
+      fs.writeFileSync(manifestPath, JSON.stringify({ ...manifest, storedSha256: createHash('sha256').update(bad).digest('hex') }));
+      const r = await runCli(['restore', '--endpoints', target.url, '--from', store(), '--to-revision', point.revision, '--prefix', PREFIX, '--overwrite'], { env: S3_ENV });
+      expectCode(r, 4, 'restore from a damaged backup');
+      assert.match(r.stderr, /checksum does not match/, describeRun(r));
+      assert.deepEqual(await contentAt(dst), [[`${PREFIX}untouched`, '1', '0']]);
+    } finally {
+      fs.writeFileSync(archivePath, original);
+      fs.writeFileSync(manifestPath, JSON.stringify(manifest));
+    }
   });
 });
 

@@ -1,18 +1,17 @@
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
 import { type BackupEntry, readCatalogue } from '../catalogue/catalogue';
-import { changeCatalogue, pathTo, type PointTarget } from '../changes/chain';
-import { fetchSegment } from '../changes/fetch-segment';
+import { changeCatalogue, pathTo, type PointTarget, type RestorePath } from '../changes/chain';
+import { SegmentFetcher } from '../changes/fetch-segment';
 import { ChangeFold } from '../changes/fold';
-import { writePointArchive } from '../changes/materialize';
+import { type Point, PointSource } from '../changes/point-source';
 import type { Config } from '../config/config';
 import { ArchiveError, UsageError } from '../errors';
 import { withTempDir } from '../io/tempdir';
 import type { RestoreSummary } from '../restore/restore';
-import { TOOL_NAME, TOOL_VERSION } from '../version';
+import type { ObjectStore } from '../store/types';
 import { fetchArchive } from './fetch-archive';
 import { phases } from './options';
-import { restoreFile, type RestoreRunOptions } from './restore';
+import { restoreSource, type RestoreRunOptions } from './restore';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
 export interface PointRestoreOptions extends Omit<RestoreRunOptions, 'inputName'>, StoreOptions {
@@ -36,10 +35,12 @@ export interface PointRestoreSummary extends RestoreSummary {
 /**
  * Restores the keyspace as it was at a revision or a time: the newest full
  * backup at or before it, plus the change segments up to it. Every segment
- * on the path and the backup are downloaded and checked first; the changes
- * are folded into one final state per changed key and merged with the
- * backup into one archive, which the normal restore verifies and writes.
- * Nothing is written to etcd before all of that succeeded.
+ * on the path is downloaded and checked (checksum, chain) and folded into
+ * one final state per changed key, its bytes spooled to a private file,
+ * while the backup downloads and is checked against its manifest; then the
+ * restore verifies the whole backup and writes it merged with the changes
+ * as it streams (PointSource). Nothing is written to etcd before all of
+ * that succeeded.
  */
 export async function restoreToPoint(config: Config, from: StoreRef, opts: PointRestoreOptions): Promise<PointRestoreSummary> {
   if ((opts.toRevision === undefined) === (opts.toTime === undefined)) throw new UsageError('give either a revision or a time to restore to, not both');
@@ -54,32 +55,59 @@ export async function restoreToPoint(config: Config, from: StoreRef, opts: Point
     const identities = opts.identities ?? [];
     return withTempDir(async (dir) => {
       report.phase('reading the change log');
-      const fold = new ChangeFold(Buffer.from(m.prefix));
-      let revision = Number(m.revision);
-      let next = revision + 1;
-      for (const [i, s] of path.segments.entries()) {
-        const seg = await fetchSegment(store, s, identities, opts.signal);
-        if (seg.header.prefix !== m.prefix || seg.header.clusterId !== m.clusterId) {
-          throw new ArchiveError(`change segment ${s.object.key} in ${store.url} is of cluster ${seg.header.clusterId}, prefix ${JSON.stringify(seg.header.prefix)}, not of backup ${path.backup.name}'s`, 'keep each cluster and prefix in its own store path');
-        }
-        if (seg.first > next || seg.last < next) throw new ArchiveError(`change segment ${s.object.key} in ${store.url} does not continue the chain at revision ${next}`);
-        if ('revision' in target) {
-          revision = Math.min(target.revision, seg.last);
-        } else {
-          for (const c of seg.clocks) if (c.at <= target.time.getTime()) revision = Math.max(revision, c.revision);
-        }
-        fold.apply(seg, next - 1, revision);
-        next = seg.last + 1;
-        report.progress(i + 1, path.segments.length);
+      const fold = await ChangeFold.create(Buffer.from(m.prefix), join(dir, 'changes'));
+      // The backup downloads while the change log is read (a store's round trips overlap); a failed fold stops it.
+      const download = new AbortController();
+      const stop = () => download.abort();
+      if (opts.signal?.aborted) stop();
+      opts.signal?.addEventListener('abort', stop, { once: true });
+      const fetched = fetchArchive(store, path.backup, identities, dir, download.signal);
+      fetched.catch(() => undefined);
+      try {
+        const point = await foldPath(store, path, target, fold, identities, opts.signal, report.progress).catch(async (err: unknown) => {
+          stop();
+          await fetched.catch(() => undefined);
+          throw err;
+        });
+        report.phase('download');
+        const { path: backupPath } = await fetched;
+        const summary = await restoreSource(config, new PointSource(backupPath, fold, point), opts, report);
+        return { ...summary, store: store.url, backup: path.backup, revision: point.revision, segments: path.segments.length, events: fold.events, changedKeys: fold.keys };
+      } finally {
+        opts.signal?.removeEventListener('abort', stop);
+        await fold.close();
       }
-      report.phase('download');
-      const { path: backupPath } = await fetchArchive(store, path.backup, identities, dir, opts.signal);
-      report.phase('merging the changes into the backup');
-      const pointPath = join(dir, 'point.archive');
-      await writePointArchive(backupPath, fold, revision, `${TOOL_NAME} ${TOOL_VERSION}`, pointPath, opts.signal);
-      await rm(backupPath, { force: true });
-      const summary = await restoreFile(config, pointPath, opts, report);
-      return { ...summary, store: store.url, backup: path.backup, revision, segments: path.segments.length, events: fold.events, changedKeys: fold.keys };
     });
   });
+}
+
+/**
+ * Fetches, checks and folds the segments of the path one at a time, up to
+ * the target; returns the revision it resolved to and when the log had seen it.
+ */
+async function foldPath(store: ObjectStore, path: RestorePath, target: PointTarget, fold: ChangeFold, identities: string[], signal: AbortSignal | undefined, progress: (done: number, total: number) => void): Promise<Point> {
+  const m = path.backup.manifest;
+  let revision = Number(m.revision);
+  let time = 'time' in target ? target.time : undefined;
+  let next = revision + 1;
+  const fetcher = new SegmentFetcher(store, identities, signal);
+  for (const [i, s] of path.segments.entries()) {
+    const seg = await fetcher.fetch(s);
+    if (seg.header.prefix !== m.prefix || seg.header.clusterId !== m.clusterId) {
+      throw new ArchiveError(`change segment ${s.object.key} in ${store.url} is of cluster ${seg.header.clusterId}, prefix ${JSON.stringify(seg.header.prefix)}, not of backup ${path.backup.name}'s`, 'keep each cluster and prefix in its own store path');
+    }
+    if (seg.first > next || seg.last < next) throw new ArchiveError(`change segment ${s.object.key} in ${store.url} does not continue the chain at revision ${next}`);
+    if ('revision' in target) {
+      revision = Math.min(target.revision, seg.last);
+      // By this clock's time every revision up to the point had been seen.
+      const c = seg.clocks.find((k) => k.revision >= revision);
+      time = c ? new Date(c.at) : s.lastTime;
+    } else {
+      for (const c of seg.clocks) if (c.at <= target.time.getTime()) revision = Math.max(revision, c.revision);
+    }
+    await fold.apply(seg, next - 1, revision);
+    next = seg.last + 1;
+    progress(i + 1, path.segments.length);
+  }
+  return { revision, time };
 }

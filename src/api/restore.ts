@@ -1,8 +1,10 @@
 import type { ArchiveSummary } from '../archive/verify';
 import type { Config } from '../config/config';
 import { connect } from '../etcd/connect';
+import { ArchiveFileSource } from '../restore/archive-source';
 import { restore as runRestore, RestoreSummary } from '../restore/restore';
 import type { BatchLimits } from '../restore/limits';
+import type { RecordSource } from '../restore/source';
 import { withArchiveFile } from './input';
 import { ArchiveInput, OperationOptions, phases } from './options';
 
@@ -32,23 +34,25 @@ export async function restore(config: Config, input: ArchiveInput, opts: Restore
   return withArchiveFile(input, opts.inputName, opts.signal, (path) => restoreFile(config, path, opts, phases(opts.onProgress)), opts.identities);
 }
 
-/** Restores a plain archive file that is already in place (given, spooled or fetched). */
-export async function restoreFile(
-  config: Config,
-  path: string,
-  opts: Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>,
-  report: ReturnType<typeof phases>,
-  /** The file's verifyArchive result with config.prefix as scope, when it was checked on its way in. */
-  verified?: ArchiveSummary,
-): Promise<RestoreSummary> {
+type SourceRunOptions = Omit<RestoreRunOptions, 'inputName' | 'identities' | 'onProgress'>;
+
+/**
+ * Restores a plain archive file that is already in place (given, spooled or
+ * fetched); `verified` is its verifyArchive result with config.prefix as
+ * scope, when it was checked on its way in (a download).
+ */
+export async function restoreFile(config: Config, path: string, opts: SourceRunOptions, report: ReturnType<typeof phases>, verified?: ArchiveSummary): Promise<RestoreSummary> {
+  return restoreSource(config, new ArchiveFileSource(path, opts.revision, verified && { scope: config.prefix, summary: verified }), opts, report);
+}
+
+/** Restores the keys of any record source (an archive file, a backup plus a change log). */
+export async function restoreSource(config: Config, source: RecordSource, opts: Omit<SourceRunOptions, 'revision'>, report: ReturnType<typeof phases>): Promise<RestoreSummary> {
   const conn = connect(config, config.endpoints, { warn: opts.onWarning });
   try {
-    return await runRestore(conn, path, {
+    return await runRestore(conn, source, {
       prefix: config.prefix,
       overwrite: config.overwrite,
       dryRun: opts.dryRun,
-      revision: opts.revision,
-      verified,
       limits: opts.limits,
       signal: opts.signal,
       onPhase: report.phase,

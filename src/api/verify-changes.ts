@@ -1,6 +1,6 @@
 import { readCatalogue } from '../catalogue/catalogue';
 import { changeCatalogue, recoveryWindows, type RecoveryWindow } from '../changes/chain';
-import { fetchSegment } from '../changes/fetch-segment';
+import { SegmentFetcher } from '../changes/fetch-segment';
 import { ShieldError } from '../errors';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
@@ -24,9 +24,10 @@ export async function verifyChanges(from: StoreRef, opts: StoreOptions & Pick<Op
     const failed: ChangeLogReport['failed'] = [];
     let events = 0;
     const good = [];
+    const fetcher = new SegmentFetcher(store, opts.identities ?? [], opts.signal);
     for (const s of segments) {
       try {
-        events += (await fetchSegment(store, s, opts.identities ?? [], opts.signal)).events.length;
+        events += (await fetcher.fetch(s)).events.length;
         good.push(s);
       } catch (err) {
         if (!(err instanceof ShieldError) || err.kind === 'cancelled') throw err;

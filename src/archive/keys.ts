@@ -5,6 +5,20 @@ export function hasPrefix(key: Buffer, prefix: Buffer): boolean {
   return key.length >= prefix.length && key.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
 }
 
+/** Keys up to this long compare quicker in a loop than through Buffer.compare's native call. */
+const SHORT_KEY = 64;
+
+/** Byte-wise order of two keys, as etcd sorts them: negative, 0 or positive. */
+export function compareKeys(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  if (n > SHORT_KEY) return Buffer.compare(a, b);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
 /** A key for an error message: printable as text, else base64. */
 export function showKey(key: Buffer): string {
   const text = key.toString('utf8');

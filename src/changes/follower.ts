@@ -5,12 +5,13 @@ import { CancelledError, ConfigError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { prefixRange } from '../etcd/pages';
+import { BufferPool } from '../io/buffer-pool';
 import type { StoredForm } from '../pipeline/types';
 import type { ObjectStore } from '../store/types';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import { chainFrom, type GapMarker, readChangeCatalogue } from './chain';
 import { gapKey, segmentKey } from './naming';
-import { SegmentBuilder } from './segment-encode';
+import { SEGMENT_BLOCK_BYTES, SegmentBuilder } from './segment-encode';
 import type { SegmentLease } from './segment-format';
 import { storedStream } from './stored-bytes';
 import { sleep } from '../util/sleep';
@@ -55,7 +56,9 @@ const LEASE_CACHE_MAX = 100_000;
  */
 export class Follower {
   private covered = 0;
-  private builder = new SegmentBuilder(1);
+  /** Blocks for segment frames: one segment's worth is kept for the next once stored. */
+  private readonly blocks: BufferPool;
+  private builder: SegmentBuilder;
   private lastAt = 0;
   private lastWrite = Date.now();
   private clusterId = '';
@@ -68,7 +71,10 @@ export class Follower {
     private readonly store: ObjectStore,
     private readonly config: Config,
     private readonly s: FollowerSettings,
-  ) {}
+  ) {
+    this.blocks = new BufferPool(Math.ceil(s.maxSegmentBytes / SEGMENT_BLOCK_BYTES) + 1);
+    this.builder = new SegmentBuilder(1, this.blocks);
+  }
 
   async run(): Promise<void> {
     await this.resume();
@@ -122,7 +128,7 @@ export class Follower {
     this.clusterId = start.clusterId;
     const chain = chainFrom((await readChangeCatalogue(this.store, this.s.signal)).segments, Number(start.revision));
     this.covered = chain.length ? chain[chain.length - 1]!.last : Number(start.revision);
-    this.builder = new SegmentBuilder(this.covered + 1);
+    this.builder = new SegmentBuilder(this.covered + 1, this.blocks);
     this.s.onEvent({ kind: 'start', from: this.covered + 1, backup: start.name });
   }
 
@@ -201,7 +207,7 @@ export class Follower {
       if (this.covered < b.first || idle) return;
       const last = this.covered;
       const at = new Date(this.lastAt);
-      this.builder = new SegmentBuilder(last + 1);
+      this.builder = new SegmentBuilder(last + 1, this.blocks);
       this.sizeFlush = false;
       const write = this.write(b, last, at, final);
       this.flushing = write;
@@ -217,12 +223,12 @@ export class Follower {
   private async write(b: SegmentBuilder, last: number, at: Date, final: boolean): Promise<void> {
     const leases: SegmentLease[] = [];
     for (const id of b.leaseIds) leases.push({ id, grantedTtl: await this.grantedTtl(id) });
-    const bytes = b.seal({ tool: `${TOOL_NAME} ${TOOL_VERSION}`, clusterId: this.clusterId, prefix: this.config.prefix, createdAt: new Date().toISOString() }, leases, last);
+    const parts = b.seal({ tool: `${TOOL_NAME} ${TOOL_VERSION}`, clusterId: this.clusterId, prefix: this.config.prefix, createdAt: new Date().toISOString() }, leases, last);
     const key = segmentKey(b.first, last, at, this.s.form);
     let pause = RETRY_FIRST_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.store.put(key, storedStream(bytes, this.s.form, this.s.recipients));
+        await this.store.put(key, storedStream(parts, this.s.form, this.s.recipients));
         break;
       } catch (err) {
         // A stop still gets a few tries at the last segment; a run keeps trying until the store is back.
@@ -232,8 +238,10 @@ export class Follower {
         pause = Math.min(RETRY_MAX_MS, pause * 2);
       }
     }
+    const bytes = parts.reduce((n, p) => n + p.length, 0);
+    b.release();
     this.lastWrite = Date.now();
-    this.s.onEvent({ kind: 'segment', key, first: b.first, last, events: b.events, bytes: bytes.length, coveredAt: at });
+    this.s.onEvent({ kind: 'segment', key, first: b.first, last, events: b.events, bytes, coveredAt: at });
   }
 
   /** The TTL a lease was granted with, asked once per lease id; an expired lease has 0. */
@@ -260,7 +268,7 @@ export class Follower {
     if (this.s.signal?.aborted) throw new CancelledError('stopped while taking the full backup after a gap');
     this.covered = Number(b.revision);
     this.lastAt = Date.now();
-    this.builder = new SegmentBuilder(this.covered + 1);
+    this.builder = new SegmentBuilder(this.covered + 1, this.blocks);
     this.s.onEvent({ kind: 'backup', name: b.name, revision: this.covered });
   }
 }

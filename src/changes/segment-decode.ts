@@ -3,7 +3,6 @@ import { FRAME_HEADER } from '../archive/native-format';
 import { ArchiveError } from '../errors';
 import { readInt64 } from '../util/int64';
 import {
-  type ChangeEvent,
   type Clock,
   CLOCK_BYTES,
   EventLayout,
@@ -32,7 +31,8 @@ export function decodeSegment(buf: Buffer, name: string): Segment {
   }
   let o = SEGMENT_MAGIC.length;
   let header: SegmentHeader | undefined;
-  const events: ChangeEvent[] = [];
+  const events: number[] = [];
+  const view = new EventView(buf);
   const clocks: Clock[] = [];
   const leases: SegmentLease[] = [];
   let lastEventRev = 0;
@@ -50,11 +50,11 @@ export function decodeSegment(buf: Buffer, name: string): Segment {
       header = parseHeader(body, fail);
     } else if (type === SegmentFrame.Event) {
       if (leases.length) throw fail(`an event after the leases ${at}`);
-      const e = parseEvent(body, at, fail);
-      const rev = Number(e.modRevision);
+      checkEvent(body, at, fail);
+      const rev = view.at(start).modRevision;
       if (rev < lastEventRev || rev < Number(header.firstRevision)) throw fail(`event ${at} at revision ${rev} is out of order`);
       lastEventRev = rev;
-      events.push(e);
+      events.push(start);
     } else if (type === SegmentFrame.Clock) {
       if (len !== CLOCK_BYTES || leases.length) throw fail(`a bad clock frame ${at}`);
       const c = { revision: Number(readInt64(body, 0)), at: Number(readInt64(body, 8)) };
@@ -75,7 +75,7 @@ export function decodeSegment(buf: Buffer, name: string): Segment {
       const last = Number(t.lastRevision);
       if (typeof t.lastRevision !== 'string' || !(last >= first - 1) || lastEventRev > last) throw fail(`the trailer's last revision ${String(t.lastRevision)} does not cover its events`);
       if (clocks.length && clocks[clocks.length - 1]!.revision > last) throw fail('a clock lies past the last revision');
-      return { header, events, clocks, leases, first, last, bytes: buf.length };
+      return { header, events, clocks, leases, first, last, data: buf };
     } else {
       throw fail(`unknown frame type 0x${type.toString(16)} ${at}`);
     }
@@ -104,20 +104,63 @@ function parseHeader(body: Buffer, fail: (m: string) => Error): SegmentHeader {
   return h as unknown as SegmentHeader;
 }
 
-function parseEvent(body: Buffer, at: string, fail: (m: string) => Error): ChangeEvent {
+function checkEvent(body: Buffer, at: string, fail: (m: string) => Error): void {
   if (body.length < EventLayout.Fixed) throw fail(`event ${at} is too short`);
   const op = body[0];
   if (op !== EventOp.Put && op !== EventOp.Delete) throw fail(`event ${at} has an unknown operation ${String(op)}`);
   const keyLen = body.readUInt32BE(EventLayout.KeyLengthAt);
   if (keyLen === 0 || EventLayout.Fixed + keyLen > body.length) throw fail(`event ${at} has an impossible key length`);
-  const k = EventLayout.KeyAt + keyLen;
-  return {
-    op: op === EventOp.Put ? 'put' : 'delete',
-    key: body.subarray(EventLayout.KeyAt, k),
-    createRevision: readInt64(body, k),
-    modRevision: readInt64(body, k + 8),
-    version: readInt64(body, k + 16),
-    lease: readInt64(body, k + 24),
-    value: body.subarray(k + EventLayout.Int64s),
-  };
+}
+
+const LOW_RANGE = 2 ** 32;
+
+/**
+ * One event of a decoded segment, read in place (no object per event): at()
+ * moves it to the event whose body starts there (Segment.events). key() and
+ * value() are views of the segment's bytes.
+ */
+export class EventView {
+  private start = 0;
+  private keyEnd = 0;
+  private end = 0;
+
+  constructor(private readonly data: Buffer) {}
+
+  at(start: number): this {
+    this.start = start;
+    this.keyEnd = start + EventLayout.KeyAt + this.data.readUInt32BE(start + EventLayout.KeyLengthAt);
+    this.end = start + this.data.readUInt32BE(start - FRAME_HEADER + 1);
+    return this;
+  }
+
+  get isPut(): boolean {
+    return this.data[this.start] === EventOp.Put;
+  }
+
+  key(): Buffer {
+    return this.data.subarray(this.start + EventLayout.KeyAt, this.keyEnd);
+  }
+
+  /** Revisions stay far below 2^53. */
+  get modRevision(): number {
+    return this.data.readUInt32BE(this.keyEnd + 8) * LOW_RANGE + this.data.readUInt32BE(this.keyEnd + 12);
+  }
+
+  /** "0" when the key has no lease. */
+  lease(): string {
+    return readInt64(this.data, this.keyEnd + 24);
+  }
+
+  /** Where the value starts in the segment's bytes. */
+  get valueAt(): number {
+    return this.keyEnd + EventLayout.Int64s;
+  }
+
+  get valueLength(): number {
+    return this.end - this.valueAt;
+  }
+
+  value(): Buffer {
+    return this.data.subarray(this.valueAt, this.end);
+  }
 }

@@ -72,10 +72,12 @@ export interface SegmentLease {
 
 export interface Segment {
   header: SegmentHeader;
-  events: ChangeEvent[];
+  /** Where each event's body starts in data, in revision order (read them with EventView). */
+  events: number[];
   clocks: Clock[];
   leases: SegmentLease[];
   first: number;
   last: number;
-  bytes: number;
+  /** The whole segment as decoded, which the events are views of. */
+  data: Buffer;
 }

@@ -1,10 +1,8 @@
 import type { IRequestOp } from 'etcd3';
-import { scanArchive } from '../archive/read';
-import { hasPrefix } from '../archive/keys';
-import type { KeyRecord } from '../archive/types';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { countKeys } from '../etcd/pages';
+import type { Put, RecordSource } from './source';
 
 export interface RestorePlan {
   add: number;
@@ -20,24 +18,14 @@ const LOOKUP_BATCH = 128;
 const SAMPLES = 5;
 
 /**
- * What a restore would change, without changing anything: looks each archive
- * key up in batches of range operations inside read-only transactions.
+ * What a restore would change, without changing anything: looks each key of
+ * the source up in batches of range operations inside read-only transactions.
  */
-export async function planRestore(
-  conn: Connection,
-  path: string,
-  scope: string,
-  signal?: AbortSignal,
-  revision?: string,
-): Promise<RestorePlan> {
+export async function planRestore(conn: Connection, source: RecordSource, scope: string, signal?: AbortSignal): Promise<RestorePlan> {
   const plan: RestorePlan = { add: 0, update: 0, unchanged: 0, extra: 0, samples: { add: [], update: [] } };
-  const scopeKey = Buffer.from(scope);
   const ctx = { config: conn.config, action: 'read', prefix: scope };
-  let batch: KeyRecord[] = [];
 
-  const lookUp = async () => {
-    const records = batch;
-    batch = [];
+  const lookUp = async (records: Put[]) => {
     if (records.length === 0) return;
     const success: IRequestOp[] = records.map((r) => ({ request_range: { key: r.key } }));
     const res = await conn.client.kv.txn({ compare: [], success, failure: [] }).catch((err: unknown) => {
@@ -59,20 +47,14 @@ export async function planRestore(
     });
   };
 
-  await scanArchive(
-    path,
-    async (items) => {
-      for (const item of items) {
-        if (item.kind !== 'record' || !hasPrefix(item.record.key, scopeKey)) continue;
-        batch.push(item.record);
-        if (batch.length >= LOOKUP_BATCH) await lookUp();
-      }
+  // A batch's buffers are valid only until its callback returns, so each is looked up whole.
+  await source.records(
+    scope,
+    async (puts) => {
+      for (let from = 0; from < puts.length; from += LOOKUP_BATCH) await lookUp(puts.slice(from, from + LOOKUP_BATCH));
     },
     signal,
-    undefined,
-    revision,
   );
-  await lookUp();
 
   plan.extra = (await countKeys(conn, scope)).count - plan.update - plan.unchanged;
   return plan;

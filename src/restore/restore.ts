@@ -1,7 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { scanArchive } from '../archive/read';
-import { ArchiveSummary, verifyArchive } from '../archive/verify';
-import { ArchiveError, CancelledError, ConfigError, FileError, RestoreInterruptedError, ShieldError } from '../errors';
+import type { ArchiveSummary } from '../archive/verify';
+import { CancelledError, ConfigError, RestoreInterruptedError, ShieldError } from '../errors';
 import { isLeaseExists } from '../etcd/classify';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
@@ -10,6 +8,7 @@ import { Int64Field } from '../etcd/range-codec';
 import { mapLimit } from '../util/concurrency';
 import { planRestore, RestorePlan } from './plan';
 import { BatchLimits, DEFAULT_LIMITS } from './limits';
+import type { RecordSource } from './source';
 import { BatchWriter, WriterStats } from './writer';
 
 export interface RestoreOptions {
@@ -17,10 +16,6 @@ export interface RestoreOptions {
   prefix: string;
   overwrite: boolean;
   dryRun?: boolean;
-  /** For an etcd snapshot: restore the keyspace as it was at this revision (default: the snapshot's newest). */
-  revision?: string;
-  /** The archive's verifyArchive result for this scope, when it was checked as it was written (a download): no second pass. */
-  verified?: ArchiveSummary;
   limits?: Partial<BatchLimits>;
   signal?: AbortSignal;
   onPhase?: (phase: string) => void;
@@ -40,12 +35,6 @@ export interface RestoreSummary {
 
 const LEASE_GRANT_CONCURRENCY = 16;
 
-interface Put {
-  key: Buffer;
-  value: Buffer;
-  lease: string;
-}
-
 /**
  * The scope restore works in: the more specific of the restore prefix and the
  * prefix the archive was taken with. Disjoint prefixes would restore nothing
@@ -62,24 +51,21 @@ export function restoreScope(restorePrefix: string, archivePrefix: string): stri
 
 /**
  * Restore in three steps, each only after the one before succeeded:
- *  1. verify the whole archive (nothing is written from a bad one);
+ *  1. verify the whole source (nothing is written from a bad one);
  *  2. grant leases and write every key in scope, in batched transactions;
  *  3. with overwrite, delete keys in scope that step 2 did not write.
  * Step 3 comes last so that a failure never leaves keys deleted but not restored.
  */
-export async function restore(conn: Connection, path: string, opts: RestoreOptions): Promise<RestoreSummary> {
+export async function restore(conn: Connection, source: RecordSource, opts: RestoreOptions): Promise<RestoreSummary> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  if (!opts.verified) opts.onPhase?.('verifying the archive');
-  const before = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new FileError(`cannot read archive ${path}: ${err.code ?? err.message}`, 'check the path and its permissions');
-  });
-  const archive = opts.verified ?? (await verifyArchive(path, opts.prefix, opts.signal, opts.revision));
+  opts.onPhase?.('verifying the archive');
+  const archive = await source.verify(opts.prefix, opts.signal);
   const scope = restoreScope(opts.prefix, archive.header?.prefix ?? '');
   const result: RestoreSummary = { archive, scope, written: 0, deleted: 0, leasesGranted: 0 };
 
   if (opts.dryRun) {
     opts.onPhase?.('comparing the archive with the cluster');
-    result.plan = await planRestore(conn, path, scope, opts.signal, opts.revision);
+    result.plan = await planRestore(conn, source, scope, opts.signal);
     return result;
   }
 
@@ -103,7 +89,6 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
 
   const writer = new BatchWriter(conn, limits, 'write', scope, opts.signal);
   result.writer = writer.stats;
-  const scopeKey = Buffer.from(scope);
   const fail = async (err: unknown): Promise<never> => {
     await writer.settle();
     let cause = err instanceof ShieldError ? err : explainEtcdError(err, ctx('write'));
@@ -113,28 +98,16 @@ export async function restore(conn: Connection, path: string, opts: RestoreOptio
 
   try {
     opts.onPhase?.('writing keys');
-    // Re-checks the checksum while writing, so a file changed since step 1 stops before step 3.
-    // The decoder hands over each chunk's records in place; only what a put needs is kept.
-    let puts: Put[] = [];
-    await scanArchive(
-      path,
-      async () => {
-        const chunk = puts;
-        puts = [];
-        for (const p of chunk) await writer.put(p.key, p.value, p.lease);
+    // The source re-checks what it reads, so data changed since step 1 stops before step 3.
+    await source.records(
+      scope,
+      async (puts) => {
+        for (const p of puts) await writer.put(p.key, p.value, p.lease);
         opts.onProgress?.(writer.stats.puts, archive.inScope);
       },
       opts.signal,
-      (r) => {
-        if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
-      },
-      opts.revision,
     );
     await writer.flush();
-    const after = await stat(path);
-    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-      throw new ArchiveError(`the archive ${path} changed while it was being restored`, 'restore again from a file nobody writes to');
-    }
     result.written = writer.stats.puts;
 
     // Every key just written exists (keys are unique in a verified archive);

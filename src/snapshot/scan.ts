@@ -2,7 +2,7 @@ import { recordRef } from '../archive/keys';
 import type { ArchiveItem, KeyRecord, LeaseRecord, RecordRef } from '../archive/types';
 import { ArchiveError, CancelledError, ConfigError } from '../errors';
 import { BoltFile } from './file';
-import { KeyIndex } from './key-index';
+import { KeyIndex } from '../util/key-index';
 import {
   decodeKeyValue,
   decodeLease,

@@ -1,9 +1,10 @@
 /**
- * Key bytes to a number, for the newest entry of each key in a snapshot's
- * history: an open-addressing hash table over typed arrays, with the keys
- * packed into large chunks. About the key's length plus 30 bytes per key,
- * where a Map of strings took about 150 (docs/archive-format.md, "Memory
- * bound"), and no object per key for the collector to trace.
+ * Key bytes to a number (the newest entry of each key in a snapshot's
+ * history; a changed key's final state in a change log): an open-addressing
+ * hash table over typed arrays, with the keys packed into large chunks.
+ * About the key's length plus 30 bytes per key, where a Map of strings took
+ * about 150 (docs/archive-format.md, "Memory bound"), and no object per key
+ * for the collector to trace.
  */
 const CHUNK = 4 * 1024 * 1024;
 const FIRST_CAPACITY = 1024;
@@ -49,6 +50,12 @@ export class KeyIndex {
   get(key: Buffer): number {
     const at = this.slots[this.find(key, hashOf(key))]!;
     return at === 0 ? EMPTY : this.values[at - 1]!;
+  }
+
+  /** The key of entry e, as a view: entries are numbered from 0 in the order their keys were first set. */
+  key(e: number): Buffer {
+    const o = this.offsetOf[e]!;
+    return this.chunks[this.chunkOf[e]!]!.subarray(o, o + this.lengthOf[e]!);
   }
 
   has(key: Buffer): boolean {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { KeyIndex } from '../../src/snapshot/key-index';
+import { KeyIndex } from '../../src/util/key-index';
 
 test('KeyIndex agrees with a Map over many keys, repeats, binary and large keys', () => {
   const index = new KeyIndex();
@@ -18,6 +18,8 @@ test('KeyIndex agrees with a Map over many keys, repeats, binary and large keys'
     }
   }
   assert.equal(index.size, model.size);
+  const firstSet = [...new Map(keys.map((k) => [k.toString('latin1'), k])).values()];
+  assert.ok(firstSet.every((k, e) => index.key(e).equals(k)), 'key(e) gives the keys in the order first set');
   for (const k of keys) assert.equal(index.get(k), model.get(k.toString('latin1')));
   assert.equal(index.has(Buffer.from('/registry/pods/ns0/pod-absent')), false);
   assert.equal(index.get(Buffer.from('absent')), -1);

@@ -1,0 +1,47 @@
+import { scanArchive } from '../archive/read';
+import { type ArchiveSummary, verifyArchive } from '../archive/verify';
+import { checkStamp, type FileStamp, type Put, type RecordSource, stampFile } from './source';
+
+/**
+ * An archive file of any format, read twice: once to verify it whole, once
+ * to restore it; or once, if it was verified as it was written (a download).
+ */
+export class ArchiveFileSource implements RecordSource {
+  private stamp: FileStamp | undefined;
+
+  /**
+   * `revision`: for an etcd snapshot, the revision to read (default its newest).
+   * `verified`: what verifyArchive said of the file for that scope, when it was checked on its way in.
+   */
+  constructor(
+    private readonly path: string,
+    private readonly revision?: string,
+    private readonly verified?: { scope: string; summary: ArchiveSummary },
+  ) {}
+
+  async verify(scope: string, signal?: AbortSignal): Promise<ArchiveSummary> {
+    this.stamp = await stampFile(this.path);
+    if (this.verified?.scope === scope && this.revision === undefined) return this.verified.summary;
+    return verifyArchive(this.path, scope, signal, this.revision);
+  }
+
+  async records(scope: string, onBatch: (puts: Put[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const scopeKey = Buffer.from(scope);
+    // The decoder hands over each chunk's records in place; only what a put needs is kept.
+    let puts: Put[] = [];
+    await scanArchive(
+      this.path,
+      async () => {
+        const chunk = puts;
+        puts = [];
+        await onBatch(chunk);
+      },
+      signal,
+      (r) => {
+        if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
+      },
+      this.revision,
+    );
+    if (this.stamp) await checkStamp(this.stamp);
+  }
+}
