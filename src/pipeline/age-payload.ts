@@ -34,13 +34,49 @@ function chunkNonce(counter: number, last: boolean): Buffer {
 }
 
 /**
+ * Cuts a byte stream into pieces of `size`. A full piece is handed on only
+ * once more data follows, since the last one carries age's last-chunk flag;
+ * a whole piece inside a written chunk is handed on in place, without a copy.
+ */
+class Pieces {
+  private readonly buf: Buffer;
+  private used = 0;
+
+  constructor(private readonly size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  add(chunk: Buffer, emit: (piece: Buffer) => void): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.used === this.size) {
+        emit(this.buf);
+        this.used = 0;
+      }
+      if (this.used === 0 && chunk.length - at > this.size) {
+        emit(chunk.subarray(at, at + this.size));
+        at += this.size;
+        continue;
+      }
+      const n = chunk.copy(this.buf, this.used, at);
+      this.used += n;
+      at += n;
+    }
+  }
+
+  /** What is held back at the end: the last piece (full, short, or empty if nothing came). */
+  rest(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+}
+
+/**
  * Seals what passes through it as age's STREAM, after `prefix` (the header
  * and the nonce), which it awaits before the first chunk. A full chunk is
  * held until more data follows, since the last one carries the flag.
  */
 export class PayloadSealer extends Transform {
-  private readonly plain = Buffer.allocUnsafe(CHUNK);
-  private used = 0;
+  private readonly plain = new Pieces(CHUNK);
   private counter = 0;
   private key: Buffer | undefined;
 
@@ -66,29 +102,14 @@ export class PayloadSealer extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     this.start(() => {
-      let at = 0;
-      while (at < chunk.length) {
-        if (this.used === CHUNK) {
-          this.seal(this.plain, false);
-          this.used = 0;
-        }
-        // A whole chunk with more after it is sealed in place, without a copy.
-        if (this.used === 0 && chunk.length - at > CHUNK) {
-          this.seal(chunk.subarray(at, at + CHUNK), false);
-          at += CHUNK;
-          continue;
-        }
-        const n = chunk.copy(this.plain, this.used, at);
-        this.used += n;
-        at += n;
-      }
+      this.plain.add(chunk, (piece) => this.seal(piece, false));
       callback();
     }, callback);
   }
 
   override _flush(callback: TransformCallback): void {
     this.start(() => {
-      this.seal(this.plain.subarray(0, this.used), true);
+      this.seal(this.plain.rest(), true);
       callback();
     }, callback);
   }
@@ -115,8 +136,7 @@ export class AgeOpener extends Transform {
   private head: Buffer[] = [];
   private headBytes = 0;
   private key: Buffer | undefined;
-  private readonly sealed = Buffer.allocUnsafe(SEALED);
-  private used = 0;
+  private readonly sealed = new Pieces(SEALED);
   private counter = 0;
 
   constructor(
@@ -145,21 +165,7 @@ export class AgeOpener extends Transform {
   }
 
   private payload(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.used === SEALED) {
-        this.open(this.sealed, false);
-        this.used = 0;
-      }
-      if (this.used === 0 && chunk.length - at > SEALED) {
-        this.open(chunk.subarray(at, at + SEALED), false);
-        at += SEALED;
-        continue;
-      }
-      const n = chunk.copy(this.sealed, this.used, at);
-      this.used += n;
-      at += n;
-    }
+    this.sealed.add(chunk, (piece) => this.open(piece, false));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -195,9 +201,10 @@ export class AgeOpener extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       if (!this.key) throw new HeaderDamage(this.headBytes === 0 ? 'the file is empty' : 'the file ends inside the header');
-      if (this.used < TAG) throw new PayloadDamage(this.counter === 0 && this.used === 0 ? 'there is no payload after the header' : 'the last chunk is cut short');
-      if (this.used === TAG && this.counter > 0) throw new PayloadDamage('the last chunk is empty, which age never writes after a full one');
-      this.open(this.sealed.subarray(0, this.used), true);
+      const last = this.sealed.rest();
+      if (last.length < TAG) throw new PayloadDamage(this.counter === 0 && last.length === 0 ? 'there is no payload after the header' : 'the last chunk is cut short');
+      if (last.length === TAG && this.counter > 0) throw new PayloadDamage('the last chunk is empty, which age never writes after a full one');
+      this.open(last, true);
       callback();
     } catch (err) {
       this.fail(callback, err);
