@@ -89,7 +89,11 @@ export class PayloadSealer extends Transform {
     this.prefix().then(({ prefix, key }) => {
       this.key = key;
       this.push(prefix);
-      then();
+      try {
+        then();
+      } catch (err) {
+        callback(err as Error);
+      }
     }, callback);
   }
 
@@ -187,9 +191,9 @@ export class AgeOpener extends Transform {
       return callback();
     }
     this.unlock(all.subarray(0, end)).then((fileKey) => {
-      this.key = payloadKey(fileKey, all.subarray(end, end + PAYLOAD_NONCE_BYTES));
       this.head = [];
       try {
+        this.key = payloadKey(fileKey, all.subarray(end, end + PAYLOAD_NONCE_BYTES));
         this.payload(all.subarray(end + PAYLOAD_NONCE_BYTES));
         callback();
       } catch (err) {
