@@ -5,31 +5,21 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { runCli } from './cli';
-import { type EtcdCluster, makeTestDir, removeTestDir, startEtcd } from './harness';
+import { type EtcdPair, startEtcdPair } from './etcd-pair';
 import { type ServeProcess, startServe } from './serve-harness';
 
-let source: EtcdCluster;
-let target: EtcdCluster;
-let dir: string;
-let src: Etcd3;
-let dst: Etcd3;
+let pair: EtcdPair;
 let serve: ServeProcess | undefined;
 
 before(async () => {
-  dir = makeTestDir();
-  [source, target] = await Promise.all([startEtcd(), startEtcd()]);
-  src = new Etcd3({ hosts: source.url });
-  dst = new Etcd3({ hosts: target.url });
+  pair = await startEtcdPair();
 });
 
 after(async () => {
   await serve?.stop(5000);
-  src?.close();
-  dst?.close();
-  await Promise.all([source?.stop(), target?.stop()]);
-  await removeTestDir(dir);
+  await pair?.close();
 });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -40,7 +30,7 @@ async function content(c: Etcd3, revision?: string): Promise<Record<string, stri
 }
 
 async function revisionNow(): Promise<string> {
-  return (await src.get('nothing').exec()).header.revision;
+  return (await pair.src.get('nothing').exec()).header.revision;
 }
 
 interface JobsJson {
@@ -48,6 +38,7 @@ interface JobsJson {
 }
 
 test('serve follows the change log on a job with changes: the API and metrics show its reach, SIGTERM stores the open segment, and restore --to-revision is exact', async () => {
+  const { source, target, src, dst, dir } = pair;
   for (let i = 0; i < 50; i++) await src.put(`/app/k${i}`).value(`v${i}`);
   serve = await startServe({
     dir,

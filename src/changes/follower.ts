@@ -5,6 +5,7 @@ import { CancelledError, ConfigError, ShieldError } from '../errors';
 import type { Connection } from '../etcd/connect';
 import { explainEtcdError } from '../etcd/explain';
 import { prefixRange } from '../etcd/pages';
+import { requestedProgressOrder } from '../etcd/progress-order';
 import { BufferPool } from '../io/buffer-pool';
 import type { StoredForm } from '../pipeline/types';
 import type { ObjectStore } from '../store/types';
@@ -43,6 +44,14 @@ class Compacted extends Error {
   }
 }
 
+/** What one watch stream knows about the progress answers it may trust. */
+interface StreamState {
+  /** Ours, from the created answer: etcd's own progress notifications carry it. */
+  watchId?: string;
+  /** etcd answers our progress requests in order with the events (not before 3.4.25 / 3.5.8). */
+  requestedInOrder: boolean;
+}
+
 const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5000;
 const LEASE_CACHE_MAX = 100_000;
@@ -65,6 +74,7 @@ export class Follower {
   private flushing: Promise<void> | undefined;
   private readonly leaseTtl = new Map<string, string>();
   private sizeFlush = false;
+  private warnedProgress = false;
 
   constructor(
     private readonly conn: Connection,
@@ -135,14 +145,16 @@ export class Follower {
   /** One watch stream, from the revision after the last one received; settles when it fails or the run stops. */
   private async watch(onHealthy: () => void): Promise<void> {
     const stream = await this.conn.client.watchClient.watch();
+    const state: StreamState = { requestedInOrder: false };
     let ticker: NodeJS.Timeout | undefined;
+    let open = true;
     try {
       await new Promise<void>((resolve, reject) => {
         const stop = () => resolve();
         this.s.signal?.addEventListener('abort', stop, { once: true });
         stream.on('data', (res: IWatchResponse) => {
           try {
-            this.onResponse(res);
+            this.onResponse(res, state);
             onHealthy();
           } catch (err) {
             reject(err);
@@ -151,10 +163,15 @@ export class Follower {
         stream.on('error', reject);
         stream.on('end', () => reject(new Error('the watch stream ended')));
         stream.write({ create_request: { ...prefixRange(this.config.prefix), start_revision: this.covered + 1, progress_notify: true } });
-        // An idle prefix still moves "covered up to": ask etcd where the watch stands.
-        ticker = setInterval(() => stream.write({ progress_request: {} }), this.s.flushMs);
+        // An idle prefix still moves "covered up to": ask etcd where the watch stands, if its answer keeps its place among the events.
+        void this.progressInOrder().then((ordered) => {
+          if (!ordered || !open) return;
+          state.requestedInOrder = true;
+          ticker = setInterval(() => stream.write({ progress_request: {} }), this.s.flushMs);
+        });
       });
     } finally {
+      open = false;
       clearInterval(ticker);
       (stream as unknown as NodeJS.EventEmitter).removeAllListeners('data');
       stream.on('error', () => undefined);
@@ -162,11 +179,27 @@ export class Follower {
     }
   }
 
-  private onResponse(res: IWatchResponse): void {
+  /** Whether the members run an etcd that answers progress requests in order; said once if not. */
+  private async progressInOrder(): Promise<boolean> {
+    const { ordered, versions } = await requestedProgressOrder(this.config).catch(() => ({ ordered: false, versions: [] as string[] }));
+    if (!ordered && !this.warnedProgress) {
+      this.warnedProgress = true;
+      const which = versions.length ? `etcd ${versions.join(', ')} answers a progress request ahead of events it has still to send (fixed in 3.4.25 and 3.5.8)` : 'no member told its etcd version';
+      this.s.warn(
+        `${which}, so the change log advances with the events and etcd's own progress notifications only: on an idle prefix the recorded position lags by up to etcd's --experimental-watch-progress-notify-interval (10 minutes by default); upgrade etcd to keep it current`,
+      );
+    }
+    return ordered;
+  }
+
+  private onResponse(res: IWatchResponse, state: StreamState): void {
     const compact = Number(res.compact_revision ?? 0);
     if (compact > 0) throw new Compacted(compact);
     if (res.canceled) throw new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`);
-    if (res.created) return;
+    if (res.created) {
+      state.watchId = res.watch_id;
+      return;
+    }
     const now = Date.now();
     let last = this.covered;
     for (const ev of res.events ?? []) {
@@ -185,8 +218,9 @@ export class Follower {
       });
       last = rev;
     }
-    // Without events, the header says every event up to it was sent (etcd sends progress only to watchers that caught up).
-    if (!res.events?.length) last = Math.max(last, Number(res.header.revision));
+    // Without events, the header says every event up to it was sent, when etcd keeps that answer in order: its own notifications
+    // to this watch always do (sent only once caught up); answers to our requests only where etcd was fixed to.
+    if (!res.events?.length && (state.requestedInOrder || (state.watchId !== undefined && res.watch_id === state.watchId))) last = Math.max(last, Number(res.header.revision));
     if (last > this.covered) {
       this.covered = last;
       this.lastAt = now;

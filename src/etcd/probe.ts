@@ -1,6 +1,7 @@
 import type { IMember, IStatusResponse } from 'etcd3';
 import type { Config } from '../config/config';
 import { connect, Connection } from './connect';
+import { endpointStatuses } from './status';
 import { explainEtcdError } from './explain';
 import { prefixRange } from './pages';
 import { humanBytes } from '../util/format';
@@ -25,21 +26,9 @@ export async function probeCluster(config: Config, warn?: (message: string) => v
   const scope = config.prefix ? `prefix ${JSON.stringify(config.prefix)}` : 'the whole keyspace';
   const who = config.username !== undefined ? `user "${config.username}"` : 'the client';
 
-  // Status and the member list need no user, so each endpoint is checked
-  // with the TLS identity alone, all at once, without retries.
+  // Status and the member list need no user: the TLS identity alone.
   const anonymous: Config = { ...config, username: undefined, password: undefined };
-  const statuses = await Promise.all(
-    config.endpoints.map(async (endpoint) => {
-      const one = connect(anonymous, [endpoint], { retry: false, warn });
-      try {
-        return { endpoint, status: await one.client.maintenance.status() };
-      } catch (err) {
-        return { endpoint, error: explainEtcdError(err, { config: { ...anonymous, endpoints: [endpoint] }, action: 'connect' }) };
-      } finally {
-        one.close();
-      }
-    }),
-  );
+  const statuses = await endpointStatuses(config, warn);
   const up = statuses.filter((s): s is { endpoint: string; status: IStatusResponse } => s.status !== undefined);
 
   let members: IMember[] = [];

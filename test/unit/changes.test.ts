@@ -14,6 +14,7 @@ import { gapKey, parseSegmentKey, segmentKey } from '../../src/changes/naming';
 import { decodeSegment, EventView } from '../../src/changes/segment-decode';
 import { SEGMENT_BLOCK_BYTES, SegmentBuilder } from '../../src/changes/segment-encode';
 import { BufferPool } from '../../src/io/buffer-pool';
+import { ordersRequestedProgress } from '../../src/etcd/progress-order';
 import type { ChangeEvent } from '../../src/changes/segment-format';
 import { ArchiveError, NotFoundError } from '../../src/errors';
 import { NativeEncoder } from '../../src/archive/native-encode';
@@ -380,4 +381,13 @@ describe('point source: a backup merged with a fold as it streams', () => {
       await assert.rejects(collect(changed.source, ''), /changed while it was being restored/);
       await changed.fold.close();
     }));
+});
+
+describe('which etcd answers a progress request in order with the events', () => {
+  test('3.4.25 and 3.5.8 on, every later minor and major; not before, nor an unknown version', () => {
+    const yes = ['3.4.25', '3.4.39', '3.5.8', '3.5.21', '3.6.0', '3.6.4', '4.0.0', '3.5.8-rc.0'];
+    const no = ['3.4.24', '3.4.23', '3.4.0', '3.5.7', '3.5.0', '3.3.27', '2.3.8', '', 'not a version', '3.4'];
+    assert.deepEqual(yes.filter((v) => !ordersRequestedProgress(v)), []);
+    assert.deepEqual(no.filter((v) => ordersRequestedProgress(v)), []);
+  });
 });
