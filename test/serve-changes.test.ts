@@ -3,12 +3,18 @@
 // the API and metrics show how far the log reaches, SIGTERM stores the open
 // segment, and a restore to a revision reached only through the log is exact.
 import { strict as assert } from 'node:assert';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { runCli } from './cli';
 import { type EtcdPair, startEtcdPair } from './etcd-pair';
 import { type ServeProcess, startServe } from './serve-harness';
+import { JobChangeLog } from '../src/service/change-log';
+import { loadServiceConfig } from '../src/service/config';
+import { createLogger } from '../src/service/log';
+import { openStore } from '../src/store/open';
 
 let pair: EtcdPair;
 let serve: ServeProcess | undefined;
@@ -102,3 +108,41 @@ test('serve follows the change log on a job with changes: the API and metrics sh
     assert.deepEqual(await content(dst), expected, `restore to revision ${rev}`);
   }
 });
+
+test('leadership lost and won back while the follower is still stopping: it starts again once the stop is done', async () => {
+  const { source, dir } = pair;
+  const config = loadServiceConfig(
+    ['jobs:', '  - name: flip', `    etcd: { url: "${source.url}", timeout: "5" }`, '    prefix: /flip/', '    to: ./flip-store', '    schedule: "0 0 1 1 *"', '    changes: { flush: 1s }', ''].join('\n'),
+    join(dir, 'flip.yaml'),
+    { env: {} },
+  );
+  const job = config.jobs[0]!;
+  const lines: { event?: string }[] = [];
+  const sink = new Writable({ write: (c: Buffer, _e, cb) => (lines.push(...c.toString().trim().split('\n').map((l) => JSON.parse(l) as { event?: string })), cb()) });
+  const log = createLogger({ pretty: false, destination: sink });
+  mkdirSync(join(dir, 'flip-store'));
+  const changes = new JobChangeLog(job, openStore(join(dir, 'flip-store'), { cwd: dir }), log, 1);
+  const count = (event: string) => lines.filter((l) => l.event === event).length;
+  const until = async (what: string, ok: () => boolean) => {
+    for (const deadline = Date.now() + 30_000; !ok(); await sleep(50)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines)}`);
+  };
+  try {
+    changes.start();
+    await until('the change log to start after a backup', () => count('changes-from') === 1);
+    // Lost, then won back before the stop has stored its segment and ended.
+    const stopping = changes.stop();
+    changes.start();
+    assert.equal(count('changes-stop'), 0, 'the start came while the first follower was still stopping');
+    await stopping;
+    assert.equal(count('changes-stop'), 1);
+    await until('the follower to start again', () => count('changes-from') === 2);
+    assert.equal(changes.view().running, true);
+    await src().put('/flip/after').value('seen');
+    await until('a segment after the restart', () => changes.view().segments >= 1);
+  } finally {
+    await changes.stop();
+  }
+  assert.equal(changes.view().running, false);
+});
+
+const src = () => pair.src;

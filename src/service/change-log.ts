@@ -19,6 +19,8 @@ const RESTART_MAX_MS = 60_000;
  */
 export class JobChangeLog {
   #abort: AbortController | undefined;
+  /** What the service last asked for: following (it leads) or not. */
+  #wanted = false;
   #done: Promise<void> | undefined;
   #covered: { revision: number; at: Date } | undefined;
   #segments = 0;
@@ -32,17 +34,25 @@ export class JobChangeLog {
     private readonly flushSeconds: number,
   ) {}
 
+  /**
+   * Starts the follower, or keeps it running. Asked while a stop is still
+   * storing the open segment (leadership lost and won back at once), it
+   * starts again as soon as that stop is done.
+   */
   start(): void {
+    this.#wanted = true;
     if (this.#abort) return;
     const abort = new AbortController();
     this.#abort = abort;
     this.#done = this.#loop(abort.signal).finally(() => {
       if (this.#abort === abort) this.#abort = undefined;
+      if (this.#wanted) this.start();
     });
   }
 
   /** Stops the follower, which stores what it received first. */
   async stop(): Promise<void> {
+    this.#wanted = false;
     this.#abort?.abort(new Error('stopped'));
     await this.#done;
   }
