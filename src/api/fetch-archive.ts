@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type ArchiveSummary, VerifyingStage } from '../archive/verify';
+import { type ArchiveObserver, type ArchiveSummary, VerifyingStage } from '../archive/verify';
 import type { BackupEntry } from '../catalogue/catalogue';
 import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
 import { Digest } from '../pipeline/digest';
@@ -22,7 +22,16 @@ export interface FetchedArchive {
  * Anything short, altered, undecryptable or damaged throws (in that
  * order of precedence) before the caller reads a byte of it.
  */
-export async function fetchArchive(store: ObjectStore, b: BackupEntry, identities: string[], dir: string, signal?: AbortSignal, scope = ''): Promise<FetchedArchive> {
+export async function fetchArchive(
+  store: ObjectStore,
+  b: BackupEntry,
+  identities: string[],
+  dir: string,
+  signal?: AbortSignal,
+  scope = '',
+  /** Sees the archive's items and records on the same pass (VerifyingStage). */
+  observer?: ArchiveObserver,
+): Promise<FetchedArchive> {
   const m = b.manifest;
   const where = `${b.name} in ${store.url}`;
   if (m.encryption.type === 'age' && identities.length === 0) {
@@ -30,7 +39,7 @@ export async function fetchArchive(store: ObjectStore, b: BackupEntry, identitie
   }
   const path = join(dir, 'archive');
   const digest = new Digest();
-  const verifier = new VerifyingStage(scope);
+  const verifier = new VerifyingStage(scope, observer);
   try {
     const raw = await store.read(b.archive.key, signal);
     raw.once('error', (e) => digest.destroy(e));

@@ -3,7 +3,7 @@ import { type BackupEntry, readCatalogue } from '../catalogue/catalogue';
 import { changeCatalogue, pathTo, type PointTarget, type RestorePath } from '../changes/chain';
 import { SegmentFetcher } from '../changes/fetch-segment';
 import { ChangeFold } from '../changes/fold';
-import { type Point, PointSource } from '../changes/point-source';
+import { type Point, PointSource, PointTally } from '../changes/point-source';
 import type { Config } from '../config/config';
 import { ArchiveError, UsageError } from '../errors';
 import { withTempDir } from '../io/tempdir';
@@ -36,11 +36,11 @@ export interface PointRestoreSummary extends RestoreSummary {
  * Restores the keyspace as it was at a revision or a time: the newest full
  * backup at or before it, plus the change segments up to it. Every segment
  * on the path is downloaded and checked (checksum, chain) and folded into
- * one final state per changed key, its bytes spooled to a private file,
- * while the backup downloads and is checked against its manifest; then the
- * restore verifies the whole backup and writes it merged with the changes
- * as it streams (PointSource). Nothing is written to etcd before all of
- * that succeeded.
+ * one final state per changed key, its bytes spooled to a private file;
+ * then the backup downloads, checked against its manifest and verified
+ * whole on the way, which also counts the merge; then the restore writes
+ * it merged with the changes as it streams (PointSource). Nothing is
+ * written to etcd before all of that succeeded.
  */
 export async function restoreToPoint(config: Config, from: StoreRef, opts: PointRestoreOptions): Promise<PointRestoreSummary> {
   if ((opts.toRevision === undefined) === (opts.toTime === undefined)) throw new UsageError('give either a revision or a time to restore to, not both');
@@ -56,25 +56,17 @@ export async function restoreToPoint(config: Config, from: StoreRef, opts: Point
     return withTempDir(async (dir) => {
       report.phase('reading the change log');
       const fold = await ChangeFold.create(Buffer.from(m.prefix), join(dir, 'changes'));
-      // The backup downloads while the change log is read (a store's round trips overlap); a failed fold stops it.
-      const download = new AbortController();
-      const stop = () => download.abort();
-      if (opts.signal?.aborted) stop();
-      opts.signal?.addEventListener('abort', stop, { once: true });
-      const fetched = fetchArchive(store, path.backup, identities, dir, download.signal);
-      fetched.catch(() => undefined);
       try {
-        const point = await foldPath(store, path, target, fold, identities, opts.signal, report.progress).catch(async (err: unknown) => {
-          stop();
-          await fetched.catch(() => undefined);
-          throw err;
-        });
+        const point = await foldPath(store, path, target, fold, identities, opts.signal, report.progress);
+        // The fold comes first so that the download's own pass (which checks the backup) also counts
+        // the merge: the restore then reads the backup once more only to write it.
         report.phase('download');
-        const { path: backupPath } = await fetched;
-        const summary = await restoreSource(config, new PointSource(backupPath, fold, point), opts, report);
+        const tally = new PointTally(fold, point, config.prefix);
+        const { path: backupPath, verified } = await fetchArchive(store, path.backup, identities, dir, opts.signal, config.prefix, tally);
+        const counted = verified && { scope: tally.scope, summary: tally.summary(verified.format, verified.bytes) };
+        const summary = await restoreSource(config, new PointSource(backupPath, fold, point, counted), opts, report);
         return { ...summary, store: store.url, backup: path.backup, revision: point.revision, segments: path.segments.length, events: fold.events, changedKeys: fold.keys };
       } finally {
-        opts.signal?.removeEventListener('abort', stop);
         await fold.close();
       }
     });

@@ -24,6 +24,12 @@ export interface ArchiveSummary {
 
 type Counted = Omit<ArchiveSummary, 'format' | 'bytes' | 'snapshot'>;
 
+/** What a decoder hands over: items (header, leases, trailer) and each record in place. */
+export interface ArchiveObserver {
+  items(items: ArchiveItem[]): void;
+  record(r: RecordRef): void;
+}
+
 /** What verification adds up from a decoder's items and records. */
 class Tally {
   readonly counted: Counted = { records: 0, inScope: 0, keyBytes: 0, valueBytes: 0, leases: [], usedLeases: new Set() };
@@ -94,7 +100,11 @@ export class VerifyingStage extends Transform {
   private result: ArchiveSummary | undefined;
   private readonly tally: Tally;
 
-  constructor(scope = '') {
+  /** `observer` sees the same items and records, e.g. to count something of its own on the same pass. */
+  constructor(
+    scope = '',
+    private readonly observer?: ArchiveObserver,
+  ) {
     super();
     this.tally = new Tally(Buffer.from(scope));
   }
@@ -117,14 +127,21 @@ export class VerifyingStage extends Transform {
 
   private feed(chunk: Buffer): void {
     this.bytes += chunk.length;
-    if (this.decoder) this.check(() => this.tally.items(this.decoder!.push(chunk)));
+    if (this.decoder) this.check(() => this.seen(this.decoder!.push(chunk)));
+  }
+
+  private seen(items: ArchiveItem[]): void {
+    this.tally.items(items);
+    this.observer?.items(items);
   }
 
   private decide(): void {
     const head = Buffer.concat(this.head);
     this.head = [];
     this.format = formatOfHead(head);
-    if (this.format !== 'etcd-snapshot') this.decoder = decoderFor(this.format, this.tally.record);
+    const observer = this.observer;
+    const onRecord = observer ? (r: RecordRef) => (this.tally.record(r), observer.record(r)) : this.tally.record;
+    if (this.format !== 'etcd-snapshot') this.decoder = decoderFor(this.format, onRecord);
     this.feed(head);
   }
 
@@ -149,7 +166,7 @@ export class VerifyingStage extends Transform {
     if (!this.decoder) return callback();
     const format = this.format!;
     this.check(() => {
-      this.tally.items(this.decoder!.end());
+      this.seen(this.decoder!.end());
       this.tally.checkLeases(format);
       this.result = { format, bytes: this.bytes, ...this.tally.counted };
     });

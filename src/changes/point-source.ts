@@ -1,6 +1,6 @@
 import { compareKeys, hasPrefix } from '../archive/keys';
 import { scanArchive } from '../archive/read';
-import type { ArchiveHeader, LeaseRecord } from '../archive/types';
+import type { ArchiveFormat, ArchiveHeader, ArchiveItem, LeaseRecord, RecordRef } from '../archive/types';
 import type { ArchiveSummary } from '../archive/verify';
 import { ArchiveError } from '../errors';
 import { checkStamp, type FileStamp, type Put, type RecordSource, stampFile } from '../restore/source';
@@ -47,12 +47,93 @@ class ChangedCursor {
 }
 
 /**
+ * Counts the merged keyspace, as verify() reports it, from the backup's
+ * items and records in order: on the fold's own pass over the backup, or
+ * on the download's (VerifyingStage's observer), which spares a pass.
+ */
+export class PointTally {
+  private readonly scopeKey: Buffer;
+  private readonly changed: ChangedCursor;
+  private readonly counts = { records: 0, inScope: 0, keyBytes: 0, valueBytes: 0 };
+  private readonly usedLeases = new Set<string>();
+  private readonly backupLeases = new Map<string, LeaseRecord>();
+  private header: ArchiveHeader | undefined;
+
+  constructor(
+    private readonly fold: ChangeFold,
+    private readonly point: Point,
+    readonly scope: string,
+  ) {
+    this.scopeKey = Buffer.from(scope);
+    this.changed = new ChangedCursor(fold);
+  }
+
+  /** Counts a key of the merged state; `lease` only for a key in scope. */
+  private count(keyLength: number, valueLength: number, lease: string | undefined): void {
+    const c = this.counts;
+    c.records++;
+    c.keyBytes += keyLength;
+    c.valueBytes += valueLength;
+    if (lease === undefined) return;
+    c.inScope++;
+    if (lease !== '0') this.usedLeases.add(lease);
+  }
+
+  private countChanged(n: number): void {
+    const key = this.changed.key;
+    if (this.fold.isPut(n)) this.count(key.length, this.fold.valueLength(n), hasPrefix(key, this.scopeKey) ? this.fold.lease(n) : undefined);
+  }
+
+  readonly items = (items: ArchiveItem[]): void => {
+    for (const item of items) {
+      if (item.kind === 'header') this.header = item.header;
+      else if (item.kind === 'lease') this.backupLeases.set(item.lease.id, item.lease);
+    }
+  };
+
+  readonly record = (r: RecordRef): void => {
+    const key = r.key();
+    let replaced = false;
+    for (let n = this.changed.nextUpTo(key); n !== NONE; n = this.changed.nextUpTo(key)) {
+      this.countChanged(n);
+      replaced = this.changed.replaces;
+    }
+    if (!replaced) this.count(r.keyLength, r.valueLength, r.hasPrefix(this.scopeKey) ? r.lease() : undefined);
+  };
+
+  /** After the backup's last record: the merged state's summary. */
+  summary(format: ArchiveFormat, bytes: number): ArchiveSummary {
+    for (let n = this.changed.nextUpTo(); n !== NONE; n = this.changed.nextUpTo()) this.countChanged(n);
+    const header = this.header;
+    if (format !== 'etcd-shield' || !header) throw new ArchiveError('the backup is not an etcd-shield archive', 'restore to a point from a store that etcd-shield backed up');
+    const leases: LeaseRecord[] = [];
+    for (const id of this.usedLeases) {
+      // A lease the change log saw granted is granted anew with its TTL; else as the backup had it.
+      const granted = this.fold.leases.get(id);
+      const l = granted !== undefined ? { id, grantedTtl: granted, remainingTtl: granted } : this.backupLeases.get(id);
+      if (!l) throw new ArchiveError(`a key at revision ${this.point.revision} points at lease ${id}, which neither the backup nor the change log records`, 'the change log is inconsistent; restore to another revision');
+      leases.push(l);
+    }
+    return {
+      format,
+      // The backup's bytes and the change log's, as decoded.
+      bytes: bytes + this.fold.spooled,
+      header: { ...header, revision: String(this.point.revision), createdAt: (this.point.time ?? new Date(header.createdAt)).toISOString() },
+      ...this.counts,
+      leases,
+      usedLeases: this.usedLeases,
+    };
+  }
+}
+
+/**
  * The keyspace at a point: a backup archive merged, as it streams, with the
  * final states of a change fold. A changed key takes the place of the
  * backup's (or leaves it out, if deleted), a new one comes in key order.
- * Nothing merged is written: the backup is read once to verify it (and
- * count the merge), once to restore, and changed values are read back
- * from the fold's spool as they are needed.
+ * Nothing merged is written: changed values are read back from the fold's
+ * spool as they are needed. The backup is read once to restore, and once
+ * before to verify it and count the merge, unless the download did that
+ * already (`counted`: a PointTally's summary, for that scope).
  */
 export class PointSource implements RecordSource {
   private stamp: FileStamp | undefined;
@@ -61,68 +142,15 @@ export class PointSource implements RecordSource {
     private readonly backupPath: string,
     private readonly fold: ChangeFold,
     private readonly point: Point,
+    private readonly counted?: { scope: string; summary: ArchiveSummary },
   ) {}
 
   async verify(scope: string, signal?: AbortSignal): Promise<ArchiveSummary> {
     this.stamp = await stampFile(this.backupPath);
-    const scopeKey = Buffer.from(scope);
-    const fold = this.fold;
-    const changed = new ChangedCursor(fold);
-    const counts = { records: 0, inScope: 0, keyBytes: 0, valueBytes: 0 };
-    const usedLeases = new Set<string>();
-    /** Counts a key of the merged state; `lease` only for a key in scope. */
-    const count = (keyLength: number, valueLength: number, lease: string | undefined) => {
-      counts.records++;
-      counts.keyBytes += keyLength;
-      counts.valueBytes += valueLength;
-      if (lease === undefined) return;
-      counts.inScope++;
-      if (lease !== '0') usedLeases.add(lease);
-    };
-    const countChanged = (n: number) => {
-      if (fold.isPut(n)) count(changed.key.length, fold.valueLength(n), hasPrefix(changed.key, scopeKey) ? fold.lease(n) : undefined);
-    };
-    let header: ArchiveHeader | undefined;
-    const backupLeases = new Map<string, LeaseRecord>();
-    const { format, bytes } = await scanArchive(
-      this.backupPath,
-      (items) => {
-        for (const item of items) {
-          if (item.kind === 'header') header = item.header;
-          else if (item.kind === 'lease') backupLeases.set(item.lease.id, item.lease);
-        }
-      },
-      signal,
-      (r) => {
-        const key = r.key();
-        let replaced = false;
-        for (let n = changed.nextUpTo(key); n !== NONE; n = changed.nextUpTo(key)) {
-          countChanged(n);
-          replaced = changed.replaces;
-        }
-        if (!replaced) count(r.keyLength, r.valueLength, r.hasPrefix(scopeKey) ? r.lease() : undefined);
-      },
-    );
-    for (let n = changed.nextUpTo(); n !== NONE; n = changed.nextUpTo()) countChanged(n);
-    if (format !== 'etcd-shield' || !header) throw new ArchiveError(`the backup ${this.backupPath} is not an etcd-shield archive`, 'restore to a point from a store that etcd-shield backed up');
-
-    const leases: LeaseRecord[] = [];
-    for (const id of usedLeases) {
-      // A lease the change log saw granted is granted anew with its TTL; else as the backup had it.
-      const granted = fold.leases.get(id);
-      const l = granted !== undefined ? { id, grantedTtl: granted, remainingTtl: granted } : backupLeases.get(id);
-      if (!l) throw new ArchiveError(`a key at revision ${this.point.revision} points at lease ${id}, which neither the backup nor the change log records`, 'the change log is inconsistent; restore to another revision');
-      leases.push(l);
-    }
-    return {
-      format,
-      // The backup's bytes and the change log's, as decoded.
-      bytes: bytes + fold.spooled,
-      header: { ...header, revision: String(this.point.revision), createdAt: (this.point.time ?? new Date(header.createdAt)).toISOString() },
-      ...counts,
-      leases,
-      usedLeases,
-    };
+    if (this.counted?.scope === scope) return this.counted.summary;
+    const tally = new PointTally(this.fold, this.point, scope);
+    const { format, bytes } = await scanArchive(this.backupPath, tally.items, signal, tally.record);
+    return tally.summary(format, bytes);
   }
 
   async records(scope: string, onBatch: (puts: Put[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
