@@ -23,17 +23,16 @@ export async function detectFormat(path: string): Promise<ArchiveFormat> {
   try {
     const head = Buffer.alloc(FORMAT_HEAD_BYTES);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (bytesRead === 0) {
-      throw new ArchiveError(
-        `the archive ${path} is empty (0 bytes)`,
-        'an empty input usually means the backup or the download failed; use an archive that holds data',
-      );
-    }
+    if (bytesRead === 0) throw emptyArchive(`the archive ${path}`);
     return formatOfHead(head.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
 }
+
+/** `what` ("the archive /x") holds no byte at all. */
+export const emptyArchive = (what: string): ArchiveError =>
+  new ArchiveError(`${what} is empty (0 bytes)`, 'an empty input usually means the backup or the download failed; use an archive that holds data');
 
 /** How many first bytes formatOfHead needs (fewer only if the archive is shorter). */
 export const FORMAT_HEAD_BYTES = Math.max(MAGIC_PREFIX.length, HEAD_BYTES);

@@ -2,7 +2,7 @@ import { ArchiveError } from '../errors';
 import { checkSnapshotFile, type SnapshotCheck } from '../snapshot/verify';
 import type { SnapshotFacts } from '../snapshot/scan';
 import { Transform, type TransformCallback } from 'node:stream';
-import { decoderFor, detectFormat, FORMAT_HEAD_BYTES, formatOfHead, scanArchive } from './read';
+import { decoderFor, detectFormat, emptyArchive, FORMAT_HEAD_BYTES, formatOfHead, scanArchive } from './read';
 import type { ArchiveDecoder, ArchiveFormat, ArchiveHeader, ArchiveItem, ArchiveTrailer, LeaseRecord, RecordRef } from './types';
 
 export interface ArchiveSummary {
@@ -158,7 +158,7 @@ export class VerifyingStage extends Transform {
   override _flush(callback: TransformCallback): void {
     if (!this.format) {
       if (this.headBytes === 0) {
-        this.defect = new ArchiveError('the archive is empty (0 bytes)', 'an empty input usually means the backup or the download failed; use an archive that holds data');
+        this.defect = emptyArchive('the archive');
         return callback();
       }
       this.decide();

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { readSync } from 'node:fs';
 import { hasPrefix } from '../archive/keys';
 import { FileError } from '../errors';
-import { KeyIndex } from '../util/key-index';
+import { doubled, KeyIndex } from '../util/key-index';
 import { EventView } from './segment-decode';
 import type { Segment } from './segment-format';
 
@@ -82,14 +82,9 @@ export class ChangeFold {
     if (known >= 0) return known;
     const n = this.index.size;
     if (n === this.at.length) {
-      const grow = <T extends Float64Array | Int32Array>(a: T): T => {
-        const b = new (a.constructor as new (size: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.at = grow(this.at);
-      this.lengths = grow(this.lengths);
-      this.leaseOf = grow(this.leaseOf);
+      this.at = doubled(this.at);
+      this.lengths = doubled(this.lengths);
+      this.leaseOf = doubled(this.leaseOf);
     }
     this.index.set(key, n);
     return n;

@@ -17,6 +17,13 @@ function hashOf(key: Buffer): number {
   return h | 0;
 }
 
+/** A typed array twice as long, starting with a's contents: per-entry columns grow this way. */
+export function doubled<T extends Int32Array | Float64Array>(a: T): T {
+  const b = new (a.constructor as new (length: number) => T)(a.length * 2);
+  b.set(a);
+  return b;
+}
+
 export class KeyIndex {
   private chunks: Buffer[] = [];
   private used = CHUNK; // no chunk yet: the first key starts one
@@ -97,17 +104,11 @@ export class KeyIndex {
   }
 
   private growEntries(): void {
-    const n = this.values.length * 2;
-    const grown = <T extends Int32Array | Float64Array>(a: T): T => {
-      const b = new (a.constructor as new (n: number) => T)(n);
-      b.set(a);
-      return b;
-    };
-    this.chunkOf = grown(this.chunkOf);
-    this.offsetOf = grown(this.offsetOf);
-    this.lengthOf = grown(this.lengthOf);
-    this.hashes = grown(this.hashes);
-    this.values = grown(this.values);
+    this.chunkOf = doubled(this.chunkOf);
+    this.offsetOf = doubled(this.offsetOf);
+    this.lengthOf = doubled(this.lengthOf);
+    this.hashes = doubled(this.hashes);
+    this.values = doubled(this.values);
   }
 
   private grow(): void {
