@@ -235,6 +235,13 @@ function snapshotBuild(): string {
   return path.join(dir, 'bin', 'etcd-shield');
 }
 
+/** Seconds s3rver spent answering CompleteMultipartUpload, from its log: `...?uploadId=ID 200 621ms`, the one upload request without an x-id. */
+function completeSeconds(log: string): number {
+  let ms = 0;
+  for (const m of log.matchAll(/\?uploadId=[0-9a-f]+ 200 (\d+)ms/g)) ms += Number(m[1]);
+  return ms / 1000;
+}
+
 /** No inherited ETCD_* / ETCDCTL_* settings: they would change flags silently. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -472,15 +479,19 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
   };
   // s3rver shares the cores with the tool (a real S3 would not), so its CPU is noted; etcd CPU s stays etcd's.
   const s3rverCpu = new Map<Tool, number[]>();
+  // s3rver joins a multipart upload's parts into one file on its disk when asked to complete it; the tool waits for that.
+  const s3rverJoin = new Map<Tool, number[]>();
   const measureS3 = async (spec: RunSpec) => {
     const pid = s3!.proc.pid!;
     const before = cpuSeconds(pid);
+    const logFrom = s3!.log().length;
     const m = await measure({ ...spec, env: s3Env(spec.env ?? process.env) });
-    return { m, s3rverCpuS: cpuSeconds(pid) - before };
+    return { m, s3rverCpuS: cpuSeconds(pid) - before, joinS: completeSeconds(s3!.log().slice(s3!.log().length >= logFrom ? logFrom : 0)) };
   };
-  const recordS3 = (tool: Tool, r: { m: Measured; s3rverCpuS: number }) => {
+  const recordS3 = (tool: Tool, r: { m: Measured; s3rverCpuS: number; joinS: number }) => {
     record(tool, r.m);
     s3rverCpu.set(tool, [...(s3rverCpu.get(tool) ?? []), r.s3rverCpuS]);
+    s3rverJoin.set(tool, [...(s3rverJoin.get(tool) ?? []), r.joinS]);
   };
   try {
     seedS = await seed(src, spec);
@@ -631,6 +642,8 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
   }
   for (const [tool, cpu] of s3rverCpu) {
     skipped.push(`${tool}: s3rver, on the same ${os.availableParallelism()} cores, used ${median(cpu).toFixed(2)} s of CPU per run (median; not in etcd CPU s)`);
+    const join = median(s3rverJoin.get(tool) ?? [0]);
+    if (join > 0) skipped.push(`${tool}: s3rver took ${join.toFixed(2)} s per run (median, in the wall time) to complete the multipart upload, joining the parts into one file on its disk`);
   }
 
   const tools: Partial<Record<Tool, ToolResult>> = {};

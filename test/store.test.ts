@@ -380,6 +380,24 @@ test('s3: objects beside or below the prefix are not listed', TIMEOUT, async () 
   for (const s of [subject.store, below, beside, top]) s.close();
 });
 
+test('s3: up to one part is one PutObject; one byte more is a multipart upload of two parts; both read back exact', TIMEOUT, async () => {
+  const { store, prefix } = s3Subject();
+  const requests = (key: string) => s3.log().split('\n').filter((l) => l.includes(`/${prefix}/${key}?`) || l.includes(`/${prefix}/${key} `));
+  for (const [key, size] of [['empty', 0], ['small', 1000], ['one-part', PART_SIZE], ['two-parts', PART_SIZE + 1], ['three-parts', 2 * PART_SIZE + 77]] as const) {
+    const body = new LazyBody(size);
+    assert.deepEqual(await store.put(key, body.stream), { bytes: size });
+    assert.deepEqual(await digestOf(await store.read(key)), { digest: body.digest(), bytes: size }, key);
+    // s3rver logs each request once it has answered it, a moment after our client saw the answer.
+    for (let i = 0; i < 50 && !requests(key).some((l) => / 200 /.test(l)); i++) await new Promise((r) => setTimeout(r, 20));
+    const parts = requests(key).filter((l) => /x-id=UploadPart\b/.test(l)).length;
+    const puts = requests(key).filter((l) => /x-id=PutObject\b/.test(l)).length;
+    const expected = Math.ceil(size / PART_SIZE);
+    if (expected <= 1) assert.deepEqual({ puts, parts }, { puts: 1, parts: 0 }, `${key}: ${requests(key).join('\n')}`);
+    else assert.deepEqual({ puts, parts }, { puts: 0, parts: expected }, `${key}: ${requests(key).join('\n')}`);
+  }
+  store.close();
+});
+
 test('s3: a listing longer than a page is listed whole', TIMEOUT, async () => {
   const { store } = s3Subject();
   const keys = Array.from({ length: 1010 }, (_, i) => `obj-${String(i).padStart(4, '0')}`);

@@ -70,6 +70,8 @@ export class Sink {
       written();
     }
     if (ok) return;
+    // A stream destroyed without an error has already sent its last event.
+    if (this.stream.destroyed) throw (this.failure ??= this.writeFailure(Object.assign(new Error('closed'), { code: 'EPIPE' })));
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream.off('drain', done);

@@ -1,17 +1,25 @@
 import {
   AbortMultipartUploadCommand,
+  ChecksumAlgorithm,
   CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { finished, pipeline, Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { StoreError } from '../errors';
 import { answered } from './s3-errors';
 import { messageOf } from './streams';
 
 /** Cleaning up after a failed upload may take this long at most, so a dead server cannot hold the caller. */
 const CLEANUP_TIMEOUT_MS = 15_000;
+/** S3's limit on the parts of one object. */
+export const MAX_PARTS = 10_000;
+/** The first part buffer starts this small and doubles, so a small object (a change-log segment) costs little more than itself. */
+const FIRST_BUFFER_BYTES = 256 * 1024;
 
 export interface UploadTarget {
   client: S3Client;
@@ -31,89 +39,221 @@ export type UploadOutcome =
       leftovers: string[];
     };
 
+type Failure = { by: 'signal' | 'body' | 'store'; error: unknown };
+
 /**
- * Streams body into one object with lib-storage's Upload, memory bounded by
- * (queueSize + 1) parts. The first failure (signal, body or request) stops
- * every request in flight and the body; once the Upload has settled, its
- * multipart upload is aborted, and an object whose last request went out
- * unanswered is removed, so that nothing is left under the key.
+ * Streams body into one object. Bytes are copied into queueSize + 1 part
+ * buffers that are reused for the whole upload: one being filled while up to
+ * queueSize parts are sent, and the body is not read while none is free.
+ * lib-storage's Upload joins the stream's chunks into a new Buffer for each
+ * part instead, which left a 100 MB upload holding twice its parts in
+ * garbage until V8 collected (docs/performance.md, "Stores").
+ *
+ * An object that fits in one part is one PutObject; a larger one is a
+ * multipart upload. The first failure (signal, body or request) stops every
+ * request in flight and the body; the multipart upload is then aborted, and
+ * an object whose final request went out unanswered is removed, so that
+ * nothing is left under the key.
  */
 export async function uploadStream(t: UploadTarget, body: Readable, signal?: AbortSignal): Promise<UploadOutcome> {
-  const stop = new AbortController();
-  let failure: { by: 'signal' | 'body' | 'store'; error: unknown } | undefined;
-  const fail = (by: 'signal' | 'body' | 'store', error: unknown) => {
-    failure ??= { by, error };
-    stop.abort();
-  };
-  let bytes = 0;
-  const feed = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  // Registered before pipeline's own listeners, so a body failure is seen as one before it fails the feed.
-  finished(body, (err) => err && fail('body', err));
-  pipeline(body, feed, () => undefined);
-  stop.signal.addEventListener('abort', () => feed.destroy(new Error('upload stopped')), { once: true });
-  const onAbort = () => fail('signal', signal?.reason);
+  const upload = new PartUploader(t);
+  const onAbort = () => upload.fail('signal', signal?.reason);
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });
-
-  let mayExist = false;
-  // Upload sends its requests without a signal; this view of the client adds
-  // ours to each, and notes a final request whose outcome is unknown.
-  const sender: S3Client = Object.create(t.client);
-  sender.send = ((command: object, options?: object) =>
-    t.client.send(command as PutObjectCommand, { ...options, abortSignal: stop.signal }).catch((err: unknown) => {
-      const last = command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand;
-      if (last && !answered(err)) mayExist = true;
-      fail('store', err);
-      throw err;
-    })) as S3Client['send'];
-
-  const upload = new Upload({
-    client: sender,
-    params: { Bucket: t.bucket, Key: t.objectKey, Body: feed },
-    partSize: t.partSize,
-    queueSize: t.queueSize,
-    leavePartsOnError: true,
-  });
+  // With an error: a writer waiting for the body to drain must see it fail, not wait for an event that never comes.
+  upload.stopped.addEventListener('abort', () => body.destroy(new Error('upload stopped')), { once: true });
   try {
-    await upload.done();
-    // Every byte is stored: a signal that came since is too late to matter.
-    return { bytes };
-  } catch (err) {
-    fail('store', err);
+    await upload.run(body);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  const leftovers = await cleanUp(t, upload.uploadId, mayExist);
-  return { ...failure!, leftovers };
+  // Every byte is stored once run() ends without a failure: a signal that came since is too late to matter.
+  if (!upload.failure) return { bytes: upload.bytes };
+  return { ...upload.failure, leftovers: await upload.cleanUp() };
 }
 
-async function cleanUp(t: UploadTarget, uploadId: string | undefined, mayExist: boolean): Promise<string[]> {
-  const leftovers: string[] = [];
-  const abortSignal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-  const target = { Bucket: t.bucket, Key: t.objectKey };
-  if (uploadId) {
+class PartUploader {
+  failure: Failure | undefined;
+  bytes = 0;
+  private readonly stop = new AbortController();
+  readonly stopped = this.stop.signal;
+  private readonly target: { Bucket: string; Key: string };
+  private uploadId: string | undefined;
+  /** A final request (PutObject, Complete) got no answer: the object may exist. */
+  private mayExist = false;
+  private readonly parts: CompletedPart[] = [];
+  private readonly free: Buffer[] = [];
+  /** Part buffers made so far: at most queueSize + 1. */
+  private buffers = 0;
+  private readonly sending = new Set<Promise<void>>();
+  /** The buffer being filled, and how far. */
+  private current: Buffer | undefined;
+  private filled = 0;
+  private partNumber = 0;
+
+  constructor(private readonly t: UploadTarget) {
+    this.target = { Bucket: t.bucket, Key: t.objectKey };
+  }
+
+  fail(by: Failure['by'], error: unknown): void {
+    this.failure ??= { by, error };
+    this.stop.abort();
+  }
+
+  async run(body: Readable): Promise<void> {
     try {
-      await t.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }), { abortSignal });
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (this.failure) break;
+        await this.take(chunk);
+        if (this.failure) break;
+      }
     } catch (err) {
-      // NoSuchUpload: it completed after all, and the object is removed below.
-      if ((err as { name?: string }).name !== 'NoSuchUpload') {
-        leftovers.push(`its multipart upload ${uploadId} could not be aborted (${describe(err)}) and keeps its parts until it is aborted or a lifecycle rule removes it`);
+      this.fail(this.failure ? this.failure.by : 'body', err);
+    }
+    if (this.failure) return void (await this.settle());
+    try {
+      if (this.uploadId === undefined) await this.putWhole();
+      else await this.complete();
+    } catch (err) {
+      this.fail('store', err);
+    }
+  }
+
+  /** Copies chunk into part buffers; a full one is sent once more bytes follow it, so an object of one part is one PutObject. */
+  private async take(chunk: Buffer): Promise<void> {
+    this.bytes += chunk.length;
+    for (let at = 0; at < chunk.length && !this.failure; ) {
+      if (this.current && this.filled === this.t.partSize) await this.sendCurrent();
+      if (this.failure) return;
+      this.current ??= this.buffer();
+      if (this.filled + (chunk.length - at) > this.current.length && this.current.length < this.t.partSize) this.grow(this.filled + chunk.length - at);
+      const n = chunk.copy(this.current, this.filled, at, Math.min(chunk.length, at + this.current.length - this.filled));
+      this.filled += n;
+      at += n;
+    }
+  }
+
+  /** A free part buffer (sendCurrent keeps at most queueSize in flight, so one is free or may be made); the very first starts small. */
+  private buffer(): Buffer {
+    const buf = this.free.pop();
+    if (buf) return buf;
+    this.buffers++;
+    return Buffer.allocUnsafeSlow(this.buffers === 1 ? Math.min(FIRST_BUFFER_BYTES, this.t.partSize) : this.t.partSize);
+  }
+
+  private grow(need: number): void {
+    let size = this.current!.length;
+    while (size < need && size < this.t.partSize) size *= 2;
+    const bigger = Buffer.allocUnsafeSlow(Math.min(size, this.t.partSize));
+    this.current!.copy(bigger, 0, 0, this.filled);
+    this.current = bigger;
+  }
+
+  private async sendCurrent(): Promise<void> {
+    const buf = this.current!;
+    const length = this.filled;
+    this.current = undefined;
+    this.filled = 0;
+    const number = ++this.partNumber;
+    if (number > MAX_PARTS) {
+      return this.fail(
+        'store',
+        new StoreError(
+          `${this.t.objectKey} would need more than ${MAX_PARTS} parts of ${this.t.partSize} bytes, more than S3 takes in one object`,
+          'back up the keyspace in parts, one prefix each (--prefix), or into a directory store',
+        ),
+      );
+    }
+    try {
+      this.uploadId ??= await this.create();
+    } catch (err) {
+      return this.fail('store', err);
+    }
+    // The body waits here (and is not read) while queueSize parts are in flight.
+    while (this.sending.size >= this.t.queueSize && !this.failure) await Promise.race(this.sending);
+    if (this.failure) return;
+    const sent = this.t.client
+      .send(new UploadPartCommand({ ...this.target, UploadId: this.uploadId, PartNumber: number, Body: buf.subarray(0, length), ContentLength: length }), {
+        abortSignal: this.stopped,
+      })
+      .then((r) => {
+        if (!r.ETag) throw new StoreError(`S3 stored part ${number} of ${this.t.objectKey} but sent no ETag for it`, 'the server is not S3-compatible enough; check its version');
+        this.parts[number - 1] = {
+          PartNumber: number,
+          ETag: r.ETag,
+          ChecksumCRC32: r.ChecksumCRC32,
+          ChecksumCRC32C: r.ChecksumCRC32C,
+          ChecksumSHA1: r.ChecksumSHA1,
+          ChecksumSHA256: r.ChecksumSHA256,
+        };
+      })
+      .catch((err: unknown) => this.fail('store', err))
+      .finally(() => {
+        this.free.push(buf);
+        this.sending.delete(sent);
+      });
+    this.sending.add(sent);
+  }
+
+  private async create(): Promise<string> {
+    // As lib-storage does: with checksums on (the SDK's default), parts carry CRC32s, which the upload must be declared for.
+    const calculation = await this.t.client.config.requestChecksumCalculation();
+    const created = await this.t.client.send(
+      new CreateMultipartUploadCommand({ ...this.target, ChecksumAlgorithm: calculation === 'WHEN_SUPPORTED' ? ChecksumAlgorithm.CRC32 : undefined }),
+      { abortSignal: this.stopped },
+    );
+    if (!created.UploadId) throw new StoreError(`S3 started no multipart upload for ${this.t.objectKey} (no upload id)`, 'the server is not S3-compatible enough; check its version');
+    return created.UploadId;
+  }
+
+  private async putWhole(): Promise<void> {
+    const data = this.current?.subarray(0, this.filled) ?? Buffer.alloc(0);
+    await this.sendFinal(new PutObjectCommand({ ...this.target, Body: data, ContentLength: data.length }));
+  }
+
+  private async complete(): Promise<void> {
+    if (this.filled > 0) await this.sendCurrent();
+    await this.settle();
+    if (this.failure) return;
+    await this.sendFinal(new CompleteMultipartUploadCommand({ ...this.target, UploadId: this.uploadId, MultipartUpload: { Parts: this.parts } }));
+  }
+
+  private async settle(): Promise<void> {
+    await Promise.all(this.sending);
+  }
+
+  private async sendFinal(command: PutObjectCommand | CompleteMultipartUploadCommand): Promise<void> {
+    try {
+      await this.t.client.send(command as PutObjectCommand, { abortSignal: this.stopped });
+    } catch (err) {
+      if (!answered(err)) this.mayExist = true;
+      throw err;
+    }
+  }
+
+  /** Undoes what a failed upload left: its multipart upload, and an object its final request may have made. */
+  async cleanUp(): Promise<string[]> {
+    const leftovers: string[] = [];
+    const abortSignal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+    if (this.uploadId) {
+      try {
+        await this.t.client.send(new AbortMultipartUploadCommand({ ...this.target, UploadId: this.uploadId }), { abortSignal });
+      } catch (err) {
+        // NoSuchUpload: it completed after all, and the object is removed below.
+        if ((err as { name?: string }).name !== 'NoSuchUpload') {
+          leftovers.push(`its multipart upload ${this.uploadId} could not be aborted (${describe(err)}) and keeps its parts until it is aborted or a lifecycle rule removes it`);
+        }
       }
     }
-  }
-  if (mayExist) {
-    try {
-      await t.client.send(new DeleteObjectCommand(target), { abortSignal });
-    } catch (err) {
-      leftovers.push(`it may have been stored whole, and removing it failed (${describe(err)})`);
+    if (this.mayExist) {
+      try {
+        await this.t.client.send(new DeleteObjectCommand(this.target), { abortSignal });
+      } catch (err) {
+        leftovers.push(`it may have been stored whole, and removing it failed (${describe(err)})`);
+      }
     }
+    return leftovers;
   }
-  return leftovers;
 }
 
 function describe(err: unknown): string {
