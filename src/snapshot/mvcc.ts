@@ -1,3 +1,4 @@
+import type { RecordRef } from '../archive/types';
 import { Kv } from '../etcd/range-codec';
 import { int64Decimal } from '../util/int64';
 import { longDecimal, Reader } from '../util/protobuf';
@@ -19,13 +20,19 @@ const SAFE_HIGH = 2 ** 21;
 
 /** A revision's main part, or undefined when the bytes are not a revision. */
 export function revisionMain(key: Buffer): number | undefined {
-  if (key.length !== REV_BYTES && !(key.length === REV_BYTES + 1 && key[REV_BYTES] === TOMBSTONE)) return undefined;
-  if (key[8] !== SEPARATOR) return undefined;
-  const hi = key.readUInt32BE(0);
-  return hi >= SAFE_HIGH ? undefined : hi * 2 ** 32 + key.readUInt32BE(4);
+  return revisionMainAt(key, 0, key.length);
 }
 
-export const isTombstone = (key: Buffer): boolean => key.length === REV_BYTES + 1;
+/** revisionMain of buf[at, at + length), without a view of it. */
+export function revisionMainAt(buf: Buffer, at: number, length: number): number | undefined {
+  if (length !== REV_BYTES && !(length === REV_BYTES + 1 && buf[at + REV_BYTES] === TOMBSTONE)) return undefined;
+  if (buf[at + 8] !== SEPARATOR) return undefined;
+  const hi = buf.readUInt32BE(at);
+  return hi >= SAFE_HIGH ? undefined : hi * 2 ** 32 + buf.readUInt32BE(at + 4);
+}
+
+/** Whether a revision key of that length marks a deletion (revisionMainAt has checked its last byte). */
+export const isTombstoneLength = (length: number): boolean => length === REV_BYTES + 1;
 
 /** The first revision key of a main revision, for seeking. */
 export function revisionKey(main: number): Buffer {
@@ -36,50 +43,123 @@ export function revisionKey(main: number): Buffer {
   return buf;
 }
 
-/** The parts of an mvccpb.KeyValue restore needs; key and value are views of the page. */
-export interface KeyValueView {
-  key: Buffer;
-  value: Buffer;
-  /** Decimal; "0" for no lease. */
-  lease: string;
-  /** Main revision it says it was written at (0 for a deletion, which records none). */
-  modRevision: number;
-  createRevision: string;
-  version: string;
+/**
+ * An mvccpb.KeyValue read in place: where its key and value lie in the
+ * buffer, and each int64 as its two 32-bit halves. One is reused for every
+ * entry of a pass, so reading a snapshot's entries allocates nothing per
+ * entry; strings and views are made only for what is kept.
+ */
+export class KeyValueSpan implements RecordRef {
+  buf: Buffer = EMPTY;
+  keyAt = 0;
+  keyLength = 0;
+  valueAt = 0;
+  valueLength = 0;
+  /** Halves (high, low) of create_revision, mod_revision, version and lease, in that order. */
+  readonly int64s = new Uint32Array(8);
+
+  key(): Buffer {
+    return this.buf.subarray(this.keyAt, this.keyAt + this.keyLength);
+  }
+
+  value(): Buffer {
+    return this.buf.subarray(this.valueAt, this.valueAt + this.valueLength);
+  }
+
+  /** The int64 as a double: exact below 2^53 and non-negative, else Infinity (no revision is that large). */
+  small(field: KvInt): number {
+    const hi = this.int64s[field * 2]!;
+    return hi >= SAFE_HIGH ? Infinity : hi * 2 ** 32 + this.int64s[field * 2 + 1]!;
+  }
+
+  decimal(field: KvInt): string {
+    return int64Decimal(this.int64s[field * 2]!, this.int64s[field * 2 + 1]!);
+  }
+
+  hasLease(): boolean {
+    return (this.int64s[KvInt.Lease * 2]! | this.int64s[KvInt.Lease * 2 + 1]!) !== 0;
+  }
+
+  hasPrefix(prefix: Buffer): boolean {
+    return this.keyLength >= prefix.length && this.buf.compare(prefix, 0, prefix.length, this.keyAt, this.keyAt + prefix.length) === 0;
+  }
+
+  lease(): string {
+    return this.hasLease() ? this.decimal(KvInt.Lease) : '0';
+  }
+}
+
+export const enum KvInt {
+  CreateRevision = 0,
+  ModRevision = 1,
+  Version = 2,
+  Lease = 3,
 }
 
 const EMPTY = Buffer.alloc(0);
 
-/** Decodes an mvccpb.KeyValue; where names the entry for an error. */
-export function decodeKeyValue(buf: Buffer, where: () => string): KeyValueView {
-  const out: KeyValueView = { key: EMPTY, value: EMPTY, lease: '0', modRevision: 0, createRevision: '0', version: '0' };
-  try {
-    const r = Reader.create(buf);
-    while (r.pos < r.len) {
-      const t = r.uint32();
-      const field = t >>> 3;
-      if ((field === Kv.Key || field === Kv.Value) && (t & 7) === 2) {
-        const len = r.uint32();
-        if (r.pos + len > r.len) throw new RangeError('length past the end');
-        const bytes = buf.subarray(r.pos, r.pos + len);
-        r.skip(len);
-        if (field === Kv.Key) out.key = bytes;
-        else out.value = bytes;
-      } else if (field >= Kv.CreateRevision && field <= Kv.Lease && field !== Kv.Value && (t & 7) === 0) {
-        const v = longDecimal(r.int64(), false);
-        if (field === Kv.Lease) out.lease = v;
-        else if (field === Kv.ModRevision) out.modRevision = Number(v);
-        else if (field === Kv.CreateRevision) out.createRevision = v;
-        else out.version = v;
-      } else {
-        r.skipType(t & 7);
+/**
+ * Reads the mvccpb.KeyValue in buf[at, end) into out. Unknown fields are
+ * skipped; a field of an unexpected wire type, a group, or anything that
+ * runs past end is a damaged entry, named by where().
+ */
+export function readKeyValue(buf: Buffer, at: number, end: number, out: KeyValueSpan, where: () => string): void {
+  out.buf = buf;
+  out.keyAt = out.keyLength = out.valueAt = out.valueLength = 0;
+  out.int64s.fill(0);
+  let pos = at;
+  let hi = 0;
+  let lo = 0;
+  // A varint into (hi, lo); false when it runs past end or over 10 bytes.
+  const varint = (): boolean => {
+    hi = lo = 0;
+    for (let shift = 0; shift < 70; shift += 7) {
+      if (pos >= end) return false;
+      const b = buf[pos++]!;
+      const bits = b & 0x7f;
+      if (shift < 28) lo |= bits << shift;
+      else if (shift === 28) {
+        lo |= (bits & 0x0f) << 28;
+        hi |= bits >>> 4;
+      } else hi |= bits << (shift - 32);
+      if (b < 0x80) {
+        lo >>>= 0;
+        hi >>>= 0;
+        return true;
       }
     }
-  } catch (err) {
-    throw damaged(where(), `its mvccpb.KeyValue does not decode (${(err as Error).message})`);
+    return false;
+  };
+  const bad = (what: string) => damaged(where(), `its mvccpb.KeyValue does not decode (${what})`);
+  while (pos < end) {
+    if (!varint() || hi !== 0) throw bad('a field tag runs past its end');
+    const field = lo >>> 3;
+    const wire = lo & 7;
+    if (wire === 2) {
+      if (!varint() || hi !== 0 || lo > end - pos) throw bad('a length runs past its end');
+      if (field === Kv.Key) {
+        out.keyAt = pos;
+        out.keyLength = lo;
+      } else if (field === Kv.Value) {
+        out.valueAt = pos;
+        out.valueLength = lo;
+      }
+      pos += lo;
+    } else if (wire === 0) {
+      if (!varint()) throw bad('a number runs past its end');
+      if (field >= Kv.CreateRevision && field <= Kv.Lease && field !== Kv.Value) {
+        const slot = 2 * (field === Kv.Lease ? KvInt.Lease : field - Kv.CreateRevision);
+        out.int64s[slot] = hi;
+        out.int64s[slot + 1] = lo;
+      }
+    } else if (wire === 1 || wire === 5) {
+      pos += wire === 1 ? 8 : 4;
+      if (pos > end) throw bad('a fixed-size field runs past its end');
+    } else {
+      throw bad(`wire type ${wire} in field ${field}`);
+    }
   }
-  if (out.key.length === 0) throw damaged(where(), 'its mvccpb.KeyValue has an empty key');
-  return out;
+  if (out.keyLength === 0) throw damaged(where(), 'its mvccpb.KeyValue has an empty key');
 }
 
 export interface LeaseView {

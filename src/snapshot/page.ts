@@ -53,21 +53,44 @@ export class Page {
     return this.flags === LEAF;
   }
 
-  private slice(i: number, posAt: number, skip: number, len: number): Buffer {
+  /** Where in buf a stretch of len bytes of element i starts, checked to lie inside the page. */
+  private start(i: number, posAt: number, skip: number, len: number): number {
     const start = PAGE_HEADER + i * ELEMENT + this.buf.readUInt32LE(posAt) + skip;
     if (start + len > this.buf.length) throw damaged(this.where, `element ${i} points past the page's end`);
-    return this.buf.subarray(start, start + len);
+    return start;
   }
 
   key(i: number): Buffer {
+    const at = this.keyAt(i);
+    return this.buf.subarray(at, at + this.keyLength(i));
+  }
+
+  keyLength(i: number): number {
     const e = PAGE_HEADER + i * ELEMENT;
-    return this.isLeaf ? this.slice(i, e + 4, 0, this.buf.readUInt32LE(e + 8)) : this.slice(i, e, 0, this.buf.readUInt32LE(e + 4));
+    return this.buf.readUInt32LE(this.isLeaf ? e + 8 : e + 4);
+  }
+
+  /** Where element i's key starts in buf. */
+  keyAt(i: number): number {
+    const e = PAGE_HEADER + i * ELEMENT;
+    return this.isLeaf ? this.start(i, e + 4, 0, this.buf.readUInt32LE(e + 8)) : this.start(i, e, 0, this.buf.readUInt32LE(e + 4));
   }
 
   /** Leaf pages only. */
   value(i: number): Buffer {
+    const at = this.valueAt(i);
+    return this.buf.subarray(at, at + this.valueLength(i));
+  }
+
+  /** Leaf pages only. */
+  valueLength(i: number): number {
+    return this.buf.readUInt32LE(PAGE_HEADER + i * ELEMENT + 12);
+  }
+
+  /** Leaf pages only: where element i's value starts in buf. */
+  valueAt(i: number): number {
     const e = PAGE_HEADER + i * ELEMENT;
-    return this.slice(i, e + 4, this.buf.readUInt32LE(e + 8), this.buf.readUInt32LE(e + 12));
+    return this.start(i, e + 4, this.buf.readUInt32LE(e + 8), this.buf.readUInt32LE(e + 12));
   }
 
   /** Leaf pages only. */

@@ -1,19 +1,21 @@
-import { recordRef } from '../archive/keys';
 import type { ArchiveItem, KeyRecord, LeaseRecord, RecordRef } from '../archive/types';
 import { ArchiveError, CancelledError, ConfigError } from '../errors';
 import { BoltFile } from './file';
 import { KeyIndex } from '../util/key-index';
 import {
-  decodeKeyValue,
   decodeLease,
   FINISHED_COMPACT,
-  isTombstone,
+  isTombstoneLength,
   KEY_BUCKET,
+  KeyValueSpan,
+  KvInt,
   LEASE_BUCKET,
   leaseKeyId,
   META_BUCKET,
+  readKeyValue,
   revisionKey,
   revisionMain,
+  revisionMainAt,
   SCHEDULED_COMPACT,
 } from './mvcc';
 import { damaged, type Page } from './page';
@@ -156,11 +158,11 @@ export async function scanSnapshot(
     // created (version 1) only when it does not exist. So a key is tracked from its first change
     // or deletion on, and keys only ever created there (a bulk load) cost nothing.
     const newest = new KeyIndex();
+    const kv = new KeyValueSpan();
     let ordinal = 0;
     if (r > db.finished) {
-      await forEntries(db, revisionKey(db.finished + 1), r, stopped, (page, i) => {
-        const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
-        if (kv.version !== '1' || isTombstone(page.key(i)) || newest.has(kv.key)) newest.set(kv.key, ordinal);
+      await forEntries(db, revisionKey(db.finished + 1), r, stopped, kv, (_main, tomb) => {
+        if (tomb || kv.small(KvInt.Version) !== 1 || (newest.size > 0 && newest.has(kv.key()))) newest.set(kv.key(), ordinal);
         ordinal++;
       });
     }
@@ -175,25 +177,27 @@ export async function scanSnapshot(
       undefined,
       r,
       stopped,
-      (page, i, main) => {
-        const kv = decodeKeyValue(page.value(i), () => `entry ${i} of ${page.where}`);
-        const tomb = isTombstone(page.key(i));
-        if (!tomb && kv.modRevision !== main) {
-          throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.modRevision}`);
+      kv,
+      (main, tomb, page, i) => {
+        if (!tomb && kv.small(KvInt.ModRevision) !== main) {
+          throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.decimal(KvInt.ModRevision)}`);
         }
         let latest: boolean;
-        if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key);
+        if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key());
         else {
-          const at = newest.size === 0 ? -1 : newest.get(kv.key);
+          const at = newest.size === 0 ? -1 : newest.get(kv.key());
           latest = at === -1 || at === ordinal;
           ordinal++;
         }
         if (tomb || !latest) return;
         keys++;
-        if (kv.lease !== '0' && !known.has(kv.lease)) missing.add(kv.lease);
-        const record: KeyRecord = { key: kv.key, value: kv.value, createRevision: kv.createRevision, modRevision: String(main), version: kv.version, lease: kv.lease };
-        if (onRecord) onRecord(recordRef(record));
-        else items.push({ kind: 'record', record });
+        if (kv.hasLease()) {
+          const lease = kv.decimal(KvInt.Lease);
+          if (!known.has(lease)) missing.add(lease);
+        }
+        // The span is reused for the next entry: onRecord reads it during the call, as with an archive decoder.
+        if (onRecord) onRecord(kv);
+        else items.push({ kind: 'record', record: keyRecord(kv, main) });
       },
       async () => {
         const chunk = items;
@@ -219,28 +223,46 @@ export async function scanSnapshot(
   }
 }
 
-/** Runs fn on each `key` bucket entry from `from` up to main revision r, and afterLeaf after each leaf. */
+/**
+ * Reads each `key` bucket entry from `from` up to main revision r into kv
+ * and runs fn on it (tomb: a deletion), and afterLeaf after each leaf.
+ */
 async function forEntries(
   db: EtcdDb,
   from: Buffer | undefined,
   r: number,
   stopped: () => void,
-  fn: (page: Page, i: number, main: number) => void,
+  kv: KeyValueSpan,
+  fn: (main: number, tomb: boolean, page: Page, i: number) => void,
   afterLeaf?: () => Promise<void>,
 ): Promise<void> {
   for await (const { page, start } of leaves(db.file, db.keys, from)) {
     stopped();
     for (let i = start; i < page.count; i++) {
-      const main = revisionMain(page.key(i));
+      const keyLength = page.keyLength(i);
+      const main = revisionMainAt(page.buf, page.keyAt(i), keyLength);
       if (main === undefined || page.isBucket(i)) throw damaged(page.where, `entry ${i} of the ${KEY_BUCKET} bucket is not a revision`);
       if (main > r) {
         await afterLeaf?.();
         return;
       }
-      fn(page, i, main);
+      const at = page.valueAt(i);
+      readKeyValue(page.buf, at, at + page.valueLength(i), kv, () => `entry ${i} of ${page.where}`);
+      fn(main, isTombstoneLength(keyLength), page, i);
     }
     await afterLeaf?.();
   }
+}
+
+function keyRecord(kv: KeyValueSpan, main: number): KeyRecord {
+  return {
+    key: kv.key(),
+    value: kv.value(),
+    createRevision: kv.decimal(KvInt.CreateRevision),
+    modRevision: String(main),
+    version: kv.decimal(KvInt.Version),
+    lease: kv.lease(),
+  };
 }
 
 /** The newest revision a snapshot file holds, read from its meta and last key only. */
