@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ArchiveError, CancelledError, ConfigError, FileError } from '../errors';
 import { isBoltHead } from '../snapshot/file';
-import { scanSnapshot, type SnapshotFacts } from '../snapshot/scan';
+import { scanSnapshot, type SnapshotFacts, type SnapshotMemo } from '../snapshot/scan';
 import { LegacyDecoder } from './legacy';
 import { NativeDecoder } from './native-decode';
 import { MAGIC_PREFIX } from './native-format';
@@ -56,7 +56,8 @@ export function decoderFor(format: Exclude<ArchiveFormat, 'etcd-snapshot'>, onRe
  * and visit gets the other items, after every chunk even when there are none.
  *
  * An etcd snapshot is read in place, as the keyspace at `revision` (default:
- * its newest); the facts it holds come back as `snapshot`.
+ * its newest); the facts it holds come back as `snapshot`. A `memo` given to
+ * two scans of one unchanged file spares the second its first pass.
  */
 export async function scanArchive(
   path: string,
@@ -64,9 +65,10 @@ export async function scanArchive(
   signal?: AbortSignal,
   onRecord?: (record: RecordRef) => void,
   revision?: string,
+  memo?: SnapshotMemo,
 ): Promise<{ format: ArchiveFormat; bytes: number; snapshot?: SnapshotFacts }> {
   const format = await detectFormat(path);
-  if (format === 'etcd-snapshot') return { format, ...(await scanSnapshot(path, visit, signal, onRecord, revision)) };
+  if (format === 'etcd-snapshot') return { format, ...(await scanSnapshot(path, visit, signal, onRecord, revision, memo)) };
   if (revision !== undefined) {
     throw new ConfigError(
       `a revision was asked for, but ${path} is an ${format} archive, which holds one revision only`,

@@ -1,6 +1,6 @@
 import { ArchiveError } from '../errors';
 import { checkSnapshotFile, type SnapshotCheck } from '../snapshot/verify';
-import type { SnapshotFacts } from '../snapshot/scan';
+import type { SnapshotFacts, SnapshotMemo } from '../snapshot/scan';
 import { Transform, type TransformCallback } from 'node:stream';
 import { decoderFor, detectFormat, emptyArchive, FORMAT_HEAD_BYTES, formatOfHead, scanArchive } from './read';
 import type { ArchiveDecoder, ArchiveFormat, ArchiveHeader, ArchiveItem, ArchiveTrailer, LeaseRecord, RecordRef } from './types';
@@ -73,10 +73,10 @@ class Tally {
  * An etcd snapshot's trailer and tree are checked first, then it is read at
  * `revision` (scanArchive).
  */
-export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string): Promise<ArchiveSummary> {
+export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string, memo?: SnapshotMemo): Promise<ArchiveSummary> {
   const check = (await detectFormat(path)) === 'etcd-snapshot' ? await checkSnapshotFile(path, signal) : undefined;
   const tally = new Tally(Buffer.from(scope));
-  const { format, bytes, snapshot } = await scanArchive(path, tally.items, signal, tally.record, revision);
+  const { format, bytes, snapshot } = await scanArchive(path, tally.items, signal, tally.record, revision, memo);
   tally.checkLeases(format);
   return { format, bytes, ...tally.counted, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };
 }

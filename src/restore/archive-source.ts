@@ -1,5 +1,6 @@
 import { scanArchive } from '../archive/read';
 import { type ArchiveSummary, verifyArchive } from '../archive/verify';
+import type { SnapshotMemo } from '../snapshot/scan';
 import { checkStamp, type FileStamp, type Put, type RecordSource, stampFile } from './source';
 
 /**
@@ -8,6 +9,8 @@ import { checkStamp, type FileStamp, type Put, type RecordSource, stampFile } fr
  */
 export class ArchiveFileSource implements RecordSource {
   private stamp: FileStamp | undefined;
+  /** An etcd snapshot's first pass, done by verify and reused by records. */
+  private readonly memo: SnapshotMemo = {};
 
   /**
    * `revision`: for an etcd snapshot, the revision to read (default its newest).
@@ -22,10 +25,12 @@ export class ArchiveFileSource implements RecordSource {
   async verify(scope: string, signal?: AbortSignal): Promise<ArchiveSummary> {
     this.stamp = await stampFile(this.path);
     if (this.verified?.scope === scope && this.revision === undefined) return this.verified.summary;
-    return verifyArchive(this.path, scope, signal, this.revision);
+    return verifyArchive(this.path, scope, signal, this.revision, this.memo);
   }
 
   async records(scope: string, onBatch: (puts: Put[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    // Before the first write too: what verify found (and the snapshot memo) holds only for the file it read.
+    if (this.stamp) await checkStamp(this.stamp);
     const scopeKey = Buffer.from(scope);
     // The decoder hands over each chunk's records in place; only what a put needs is kept.
     let puts: Put[] = [];
@@ -41,6 +46,7 @@ export class ArchiveFileSource implements RecordSource {
         if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
       },
       this.revision,
+      this.memo,
     );
     if (this.stamp) await checkStamp(this.stamp);
   }

@@ -112,6 +112,16 @@ export interface SnapshotScan {
 }
 
 /**
+ * Kept between two scans of one file at one revision (verify, then restore),
+ * so the second skips the first pass: which keys have several entries, and
+ * the ordinal of each one's newest.
+ */
+export interface SnapshotMemo {
+  revision?: number;
+  newest?: KeyIndex;
+}
+
+/**
  * Reads an etcd snapshot as the keyspace at one revision, handing over the
  * same items an archive decoder does: the leases first, then the keys alive
  * at that revision (in revision order), then leases that keys point at but
@@ -130,6 +140,7 @@ export async function scanSnapshot(
   signal?: AbortSignal,
   onRecord?: (record: RecordRef) => void,
   revision?: string,
+  memo?: SnapshotMemo,
 ): Promise<SnapshotScan> {
   const db = await openEtcdDb(path);
   try {
@@ -157,14 +168,19 @@ export async function scanSnapshot(
     // finished compaction. A key's later entry is a change (version > 1) or a deletion: a key is
     // created (version 1) only when it does not exist. So a key is tracked from its first change
     // or deletion on, and keys only ever created there (a bulk load) cost nothing.
-    const newest = new KeyIndex();
     const kv = new KeyValueSpan();
+    let newest = memo?.revision === r ? memo.newest : undefined;
     let ordinal = 0;
-    if (r > db.finished) {
-      await forEntries(db, revisionKey(db.finished + 1), r, stopped, kv, (_main, tomb) => {
-        if (tomb || kv.small(KvInt.Version) !== 1 || (newest.size > 0 && newest.has(kv.key()))) newest.set(kv.key(), ordinal);
-        ordinal++;
-      });
+    if (!newest) {
+      const found = new KeyIndex();
+      if (r > db.finished) {
+        await forEntries(db, revisionKey(db.finished + 1), r, stopped, kv, (_main, tomb) => {
+          if (tomb || kv.small(KvInt.Version) !== 1 || (found.size > 0 && found.has(kv.key()))) found.set(kv.key(), ordinal);
+          ordinal++;
+        });
+      }
+      newest = found;
+      if (memo) Object.assign(memo, { revision: r, newest });
     }
 
     // Pass 2: every entry up to r; a key's newest one is emitted unless it is a deletion.
