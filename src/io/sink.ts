@@ -3,9 +3,6 @@ import type { Writable } from 'node:stream';
 import { FileError, OutputClosedError, ShieldError } from '../errors';
 import { PartFile } from './part-file';
 
-/** Synchronous writes are made in blocks of this size. */
-const STAGE_BYTES = 1024 * 1024;
-
 /**
  * A Writable with backpressure as a promise: write() resolves once the
  * stream can take more, so memory stays bounded however slow the reader is.
@@ -21,9 +18,6 @@ export class Sink {
   private readonly releasesOnWrite: boolean;
   /** The part file's descriptor when writes go straight to it (Sink.file with synchronous). */
   private syncFd: number | undefined;
-  /** Synchronous writes are gathered here and written a block at a time. */
-  private staged: Buffer | undefined;
-  private stagedBytes = 0;
 
   constructor(
     private readonly stream: Writable,
@@ -65,7 +59,7 @@ export class Sink {
     this.bytes += buf.length;
     this.part?.wrote(buf.length);
     if (this.syncFd !== undefined) {
-      this.stage(this.syncFd, buf);
+      this.writeNow(this.syncFd, buf);
       written?.();
       return;
     }
@@ -95,24 +89,9 @@ export class Sink {
   /**
    * Many small writes (a snapshot's 32 KiB messages) cost more as trips
    * through the thread pool than as plain write calls: at 1M keys a quarter
-   * of snapshot mode's CPU (docs/performance.md, "Snapshot mode"); and more
-   * as one write call each than copied into a block first. Only for a
-   * regular file, whose writes never wait on a reader.
+   * of snapshot mode's CPU (docs/performance.md, "Snapshot mode"). Only for
+   * a regular file, whose writes never wait on a reader.
    */
-  private stage(fd: number, buf: Buffer): void {
-    this.staged ??= Buffer.allocUnsafe(STAGE_BYTES);
-    if (this.stagedBytes + buf.length > STAGE_BYTES) this.unstage(fd);
-    if (buf.length >= STAGE_BYTES) return this.writeNow(fd, buf);
-    this.stagedBytes += buf.copy(this.staged, this.stagedBytes);
-  }
-
-  private unstage(fd: number): void {
-    if (this.stagedBytes === 0) return;
-    const bytes = this.stagedBytes;
-    this.stagedBytes = 0;
-    this.writeNow(fd, this.staged!.subarray(0, bytes));
-  }
-
   private writeNow(fd: number, buf: Buffer): void {
     try {
       for (let at = 0; at < buf.length; ) at += writeSync(fd, buf, at);
@@ -133,13 +112,6 @@ export class Sink {
 
   /** Flushes and closes (a file: onto disk, under its name); throws if any write failed. */
   async end(): Promise<void> {
-    if (this.syncFd !== undefined && !this.failure) {
-      try {
-        this.unstage(this.syncFd);
-      } catch {
-        // writeNow keeps the failure, reported below.
-      }
-    }
     await this.flush();
     if (this.failure) {
       await this.abandon();
