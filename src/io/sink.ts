@@ -70,8 +70,11 @@ export class Sink {
       written();
     }
     if (ok) return;
-    // A stream destroyed without an error has already sent its last event.
-    if (this.stream.destroyed) throw (this.failure ??= this.writeFailure(Object.assign(new Error('closed'), { code: 'EPIPE' })));
+    // A destroyed stream has sent (or is about to send) its last event: waiting for a drain would hang.
+    if (this.stream.destroyed) {
+      const cause = (this.stream.errored as NodeJS.ErrnoException | null) ?? Object.assign(new Error('closed'), { code: 'EPIPE' });
+      throw (this.failure ??= this.writeFailure(cause));
+    }
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream.off('drain', done);

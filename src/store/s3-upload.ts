@@ -46,8 +46,8 @@ type Failure = { by: 'signal' | 'body' | 'store'; error: unknown };
  * buffers that are reused for the whole upload: one being filled while up to
  * queueSize parts are sent, and the body is not read while none is free.
  * lib-storage's Upload joins the stream's chunks into a new Buffer for each
- * part instead, which left a 100 MB upload holding twice its parts in
- * garbage until V8 collected (docs/performance.md, "Stores").
+ * part instead: a copy and an allocation per part that only the collector
+ * takes back (docs/performance.md, "Stores").
  *
  * An object that fits in one part is one PutObject; a larger one is a
  * multipart upload. The first failure (signal, body or request) stops every
