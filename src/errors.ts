@@ -138,6 +138,8 @@ export class ArchiveError extends ShieldError {
 /** The operator (or SHIELD) stopped us with a signal, or the caller aborted. */
 export class CancelledError extends ShieldError {
   readonly kind = 'cancelled';
+  /** What the stopped work could not undo, in words for the operator (an S3 upload it could not abort). */
+  leftovers: string[] = [];
 }
 
 /** Whoever reads our output went away (EPIPE). */

@@ -232,9 +232,9 @@ function clearUploads(dir: string): void {
   fs.rmSync(path.join(dir, BUCKET, '._S3rver_uploads'), { recursive: true, force: true });
 }
 
-/** s3rver keeps the parts of an unfinished multipart upload under ._S3rver_uploads/. */
+/** s3rver keeps the parts of an unfinished multipart upload under ._S3rver_uploads/ID/, as files named by number (beside `key` and `metadata`, written when the upload starts). */
 function partStored(dir: string): boolean {
-  const walk = (d: string): boolean => fs.readdirSync(d, { withFileTypes: true }).some((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile()));
+  const walk = (d: string): boolean => fs.readdirSync(d, { withFileTypes: true }).some((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile() && /^\d+$/.test(e.name)));
   try {
     return walk(path.join(dir, BUCKET, '._S3rver_uploads'));
   } catch {

@@ -90,7 +90,11 @@ export async function backupToStore(config: Config, to: StoreRef, opts: StoreBac
       head.destroy(err as Error);
       const stored = await upload?.then(() => undefined, (e: unknown) => e);
       if (stored instanceof ShieldError && !(stored instanceof CancelledError)) throw stored;
-      if (opts.signal?.aborted) throw new CancelledError(`backup stopped by a signal; nothing was stored as a backup in ${store.url}`, undefined, { cause: err });
+      if (opts.signal?.aborted) {
+        // What the store could not undo (an upload it could not abort) is the operator's to clear.
+        const left = stored instanceof CancelledError && stored.leftovers.length ? `, but ${stored.leftovers.join('; ')}` : '';
+        throw new CancelledError(`backup stopped by a signal; nothing was stored as a backup in ${store.url}${left}`, undefined, { cause: err });
+      }
       throw err;
     } finally {
       conn.close();

@@ -77,6 +77,10 @@ class PartUploader {
   bytes = 0;
   private readonly stop = new AbortController();
   readonly stopped = this.stop.signal;
+  /** Resolves (to undefined) once the upload is stopped. */
+  private readonly whenStopped = new Promise<undefined>((resolve) => this.stopped.addEventListener('abort', () => resolve(undefined), { once: true }));
+  /** CreateMultipartUpload, once sent: never cancelled, so that its upload can be aborted. */
+  private creating: Promise<string> | undefined;
   private readonly target: { Bucket: string; Key: string };
   private uploadId: string | undefined;
   /** A final request (PutObject, Complete) got no answer: the object may exist. */
@@ -164,10 +168,18 @@ class PartUploader {
         ),
       );
     }
-    try {
-      this.uploadId ??= await this.create();
-    } catch (err) {
-      return this.fail('store', err);
+    if (this.uploadId === undefined) {
+      // Not stopped mid-flight: an upload S3 started but whose id we never heard of could not be aborted.
+      // A stop waits no longer for it here; cleanUp waits a while for the id, then aborts the upload.
+      this.creating = this.create();
+      this.creating.catch(() => undefined);
+      try {
+        const id = await Promise.race([this.creating, this.whenStopped]);
+        if (id === undefined || this.failure) return;
+        this.uploadId = id;
+      } catch (err) {
+        return this.fail('store', err);
+      }
     }
     // The body waits here (and is not read) while queueSize parts are in flight.
     while (this.sending.size >= this.t.queueSize && !this.failure) await Promise.race(this.sending);
@@ -200,7 +212,6 @@ class PartUploader {
     const calculation = await this.t.client.config.requestChecksumCalculation();
     const created = await this.t.client.send(
       new CreateMultipartUploadCommand({ ...this.target, ChecksumAlgorithm: calculation === 'WHEN_SUPPORTED' ? ChecksumAlgorithm.CRC32 : undefined }),
-      { abortSignal: this.stopped },
     );
     if (!created.UploadId) throw new StoreError(`S3 started no multipart upload for ${this.t.objectKey} (no upload id)`, 'the server is not S3-compatible enough; check its version');
     return created.UploadId;
@@ -235,6 +246,13 @@ class PartUploader {
   async cleanUp(): Promise<string[]> {
     const leftovers: string[] = [];
     const abortSignal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+    if (this.uploadId === undefined && this.creating) {
+      const gaveUp = new Promise<undefined>((resolve) => abortSignal.addEventListener('abort', () => resolve(undefined), { once: true }));
+      this.uploadId = await Promise.race([this.creating.catch(() => undefined), gaveUp]);
+      if (this.uploadId === undefined && abortSignal.aborted) {
+        leftovers.push(`a multipart upload it may have started was not confirmed within ${CLEANUP_TIMEOUT_MS / 1000} s and may keep its parts until a lifecycle rule removes it`);
+      }
+    }
     if (this.uploadId) {
       try {
         await this.t.client.send(new AbortMultipartUploadCommand({ ...this.target, UploadId: this.uploadId }), { abortSignal });

@@ -136,7 +136,11 @@ export class S3Store implements ObjectStore {
     );
     if ('bytes' in outcome) return outcome;
     const leftovers = outcome.leftovers.length ? `; ${outcome.leftovers.join('; ')}` : '';
-    if (outcome.by === 'signal') throw new CancelledError(`stopped by a signal while ${doing}${leftovers}`);
+    if (outcome.by === 'signal') {
+      const stopped = new CancelledError(`stopped by a signal while ${doing}${leftovers}`);
+      stopped.leftovers = outcome.leftovers;
+      throw stopped;
+    }
     // An error of ours from upstream keeps its kind; the leftovers matter less than its cause.
     if (outcome.by === 'body' && outcome.error instanceof ShieldError) throw outcome.error;
     const err = outcome.by === 'body' ? bodyFailure(outcome.error, key, this.url) : s3Error(outcome.error, this.describe(doing, undefined, undefined));
