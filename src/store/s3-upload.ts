@@ -10,14 +10,15 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { StoreError } from '../errors';
+import { CancelledError, StoreError } from '../errors';
+import { abortable } from '../util/abortable';
 import { answered } from './s3-errors';
 import { messageOf } from './streams';
 
 /** Cleaning up after a failed upload may take this long at most, so a dead server cannot hold the caller. */
 const CLEANUP_TIMEOUT_MS = 15_000;
 /** S3's limit on the parts of one object. */
-export const MAX_PARTS = 10_000;
+const MAX_PARTS = 10_000;
 /** The first part buffer starts this small and doubles, so a small object (a change-log segment) costs little more than itself. */
 const FIRST_BUFFER_BYTES = 256 * 1024;
 
@@ -77,8 +78,6 @@ class PartUploader {
   bytes = 0;
   private readonly stop = new AbortController();
   readonly stopped = this.stop.signal;
-  /** Resolves (to undefined) once the upload is stopped. */
-  private readonly whenStopped = new Promise<undefined>((resolve) => this.stopped.addEventListener('abort', () => resolve(undefined), { once: true }));
   /** CreateMultipartUpload, once sent: never cancelled, so that its upload can be aborted. */
   private creating: Promise<string> | undefined;
   private readonly target: { Bucket: string; Key: string };
@@ -172,12 +171,12 @@ class PartUploader {
       // Not stopped mid-flight: an upload S3 started but whose id we never heard of could not be aborted.
       // A stop waits no longer for it here; cleanUp waits a while for the id, then aborts the upload.
       this.creating = this.create();
-      this.creating.catch(() => undefined);
       try {
-        const id = await Promise.race([this.creating, this.whenStopped]);
-        if (id === undefined || this.failure) return;
+        const id = await abortable(this.creating, this.stopped, 'starting the multipart upload');
+        if (this.failure) return;
         this.uploadId = id;
       } catch (err) {
+        // A stop has already set the failure, which this does not replace.
         return this.fail('store', err);
       }
     }
@@ -247,10 +246,13 @@ class PartUploader {
     const leftovers: string[] = [];
     const abortSignal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
     if (this.uploadId === undefined && this.creating) {
-      const gaveUp = new Promise<undefined>((resolve) => abortSignal.addEventListener('abort', () => resolve(undefined), { once: true }));
-      this.uploadId = await Promise.race([this.creating.catch(() => undefined), gaveUp]);
-      if (this.uploadId === undefined && abortSignal.aborted) {
-        leftovers.push(`a multipart upload it may have started was not confirmed within ${CLEANUP_TIMEOUT_MS / 1000} s and may keep its parts until a lifecycle rule removes it`);
+      try {
+        this.uploadId = await abortable(this.creating, abortSignal, 'waiting for the multipart upload to start');
+      } catch (err) {
+        // Its own failure means no upload was started; only an answer that never came may have left one.
+        if (err instanceof CancelledError) {
+          leftovers.push(`a multipart upload it may have started was not confirmed within ${CLEANUP_TIMEOUT_MS / 1000} s and may keep its parts until a lifecycle rule removes it`);
+        }
       }
     }
     if (this.uploadId) {
