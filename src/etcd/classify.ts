@@ -60,6 +60,11 @@ export function isOverloaded(err: unknown): boolean {
   return err instanceof Error && /too many requests/.test(err.message);
 }
 
+/** etcd's own request timeout, or the client's deadline. */
+export function isTimeout(err: unknown): boolean {
+  return /request timed out|deadline exceeded/i.test(messageOf(err));
+}
+
 /** Worth trying again, on another member or after a pause. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof MemberSkipped) return !isTlsFailure(err);

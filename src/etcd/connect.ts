@@ -1,7 +1,7 @@
 import { Etcd3, IOptions } from 'etcd3';
 import type { Config } from '../config/config';
 import { CHANNEL_OPTIONS, UNVERIFIED_TLS, warnInsecure } from './channel';
-import { isMemberFailure, isOverloaded, isTransient, MemberSkipped, shortGrpcMessage } from './classify';
+import { isMemberFailure, isOverloaded, isTimeout, isTransient, MemberSkipped, shortGrpcMessage } from './classify';
 
 /** Tries per request (the first included) before giving up. */
 const ATTEMPTS = 7;
@@ -141,11 +141,16 @@ class RetryPolicy implements Policy {
   ) {}
 
   async execute<T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    let refusal: unknown;
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn({ signal: signal ?? NEVER, attempt });
       } catch (err) {
-        if (attempt + 1 >= this.attempts || !isTransient(err) || signal?.aborted) throw err;
+        if (isOverloaded(err)) refusal = err;
+        if (attempt + 1 >= this.attempts || !isTransient(err) || signal?.aborted) {
+          // A proposal that got past the refusal can still starve waiting for apply: that is the same overload.
+          throw refusal !== undefined && isTimeout(err) ? refusal : err;
+        }
         const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
         if (isOverloaded(err) && !this.overloadWarned) {
           this.overloadWarned = true;
