@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { castGrpcError } from 'etcd3/lib/errors';
 import type { Config } from '../config/config';
 import { AuthError, CancelledError, ConnectionError, EtcdError, PermissionError, ShieldError } from '../errors';
@@ -99,14 +100,34 @@ export async function streamSnapshot(
     const stop = () => stream?.destroy(new CancelledError('stopped by a signal while streaming the snapshot'));
     opts.signal?.addEventListener('abort', stop, { once: true });
     try {
-      for await (const msg of stream as AsyncIterable<Buffer>) {
+      const take = (msg: Buffer): Buffer => {
         waitingSince = undefined;
         const { blob, revision: header } = decodeSnapshotResponse(msg);
         revision ??= header;
         check.update(blob);
-        await sink.write(blob);
+        return blob;
+      };
+      const taken = () => {
         opts.onProgress?.(check.bytes);
         waitingSince = Date.now();
+      };
+      if (sink.synchronous) {
+        // Thousands of 32 KiB messages: each taken where it arrives, without an iterator's promise.
+        const s = stream;
+        s.on('data', (msg: Buffer) => {
+          try {
+            sink.writeSync(take(msg));
+            taken();
+          } catch (err) {
+            s.destroy(err as Error);
+          }
+        });
+        await finished(s);
+      } else {
+        for await (const msg of stream as AsyncIterable<Buffer>) {
+          await sink.write(take(msg));
+          taken();
+        }
       }
     } finally {
       opts.signal?.removeEventListener('abort', stop);
