@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { readSync } from 'node:fs';
-import { hasPrefix } from '../archive/keys';
+import { crc32 } from 'node:zlib';
+import { hasPrefix, showKey } from '../archive/keys';
 import { FileError } from '../errors';
 import { doubled, KeyIndex } from '../util/key-index';
 import { EventView } from './segment-decode';
@@ -8,6 +9,7 @@ import type { Segment } from './segment-format';
 
 const FIRST_CAPACITY = 1024;
 const DELETED = -1;
+const SPOOL_HINT = 'check the disk that holds the temporary directory ($TMPDIR), or point TMPDIR elsewhere, then run the restore again; the keys not yet written keep their current values';
 
 /**
  * The net effect of a run of events: per key, its state after the last
@@ -22,9 +24,10 @@ const DELETED = -1;
  */
 export class ChangeFold {
   private readonly index = new KeyIndex();
-  // Per entry: where its value is in the spool, its length (DELETED for a delete), its lease (into leaseIds).
+  // Per entry: where its value is in the spool, its length (DELETED for a delete), its CRC-32, its lease (into leaseIds).
   private at = new Float64Array(FIRST_CAPACITY);
   private lengths = new Int32Array(FIRST_CAPACITY);
+  private sums = new Uint32Array(FIRST_CAPACITY);
   private leaseOf = new Int32Array(FIRST_CAPACITY);
   // Keys point at few distinct leases: each id is kept once.
   private readonly leaseIds = ['0'];
@@ -67,6 +70,8 @@ export class ChangeFold {
       const n = this.entry(key);
       this.at[n] = base + e.valueAt;
       this.lengths[n] = e.isPut ? e.valueLength : DELETED;
+      // The segment was verified; its copy on disk is checked again when read back (values()).
+      this.sums[n] = e.isPut ? crc32(e.value()) : 0;
       this.leaseOf[n] = this.leaseNumber(e.lease());
     }
     if (!used) return;
@@ -84,6 +89,7 @@ export class ChangeFold {
     if (n === this.at.length) {
       this.at = doubled(this.at);
       this.lengths = doubled(this.lengths);
+      this.sums = doubled(this.sums);
       this.leaseOf = doubled(this.leaseOf);
     }
     this.index.set(key, n);
@@ -135,7 +141,8 @@ export class ChangeFold {
   /**
    * The values of puts, read back from the spool into `into`, which must
    * hold them all (their valueLengths). The spool is a private local file: a
-   * positioned read is quicker than a trip through the thread pool.
+   * positioned read is quicker than a trip through the thread pool. A value
+   * that differs from what was spooled is refused, as a damaged archive is.
    */
   values(entries: number[], into: Buffer): Buffer[] {
     let o = 0;
@@ -143,11 +150,15 @@ export class ChangeFold {
       const length = this.valueLength(n);
       for (let got = 0; got < length; ) {
         const r = readSync(this.spool.fd, into, o + got, length - got, this.at[n]! + got);
-        if (r === 0) throw new FileError(`the change log spool ${this.path} is shorter than what was written to it`, 'check the temporary directory ($TMPDIR)');
+        if (r === 0) throw new FileError(`the change log spool ${this.path} is shorter than what was written to it`, SPOOL_HINT);
         got += r;
       }
+      const value = into.subarray(o, o + length);
       o += length;
-      return into.subarray(o - length, o);
+      if (this.isPut(n) && crc32(value) !== this.sums[n]) {
+        throw new FileError(`the change log spool ${this.path} changed after it was written: the value of key ${showKey(this.key(n))} read back differs from the one spooled`, SPOOL_HINT);
+      }
+      return value;
     });
   }
 

@@ -18,7 +18,7 @@ function hashOf(key: Buffer): number {
 }
 
 /** A typed array twice as long, starting with a's contents: per-entry columns grow this way. */
-export function doubled<T extends Int32Array | Float64Array>(a: T): T {
+export function doubled<T extends Int32Array | Uint32Array | Float64Array>(a: T): T {
   const b = new (a.constructor as new (length: number) => T)(a.length * 2);
   b.set(a);
   return b;

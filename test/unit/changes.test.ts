@@ -16,7 +16,7 @@ import { SEGMENT_BLOCK_BYTES, SegmentBuilder } from '../../src/changes/segment-e
 import { BufferPool } from '../../src/io/buffer-pool';
 import { ordersRequestedProgress } from '../../src/etcd/progress-order';
 import type { ChangeEvent } from '../../src/changes/segment-format';
-import { ArchiveError, NotFoundError } from '../../src/errors';
+import { ArchiveError, FileError, NotFoundError } from '../../src/errors';
 import { NativeEncoder } from '../../src/archive/native-encode';
 import type { KeyRecord, LeaseRecord } from '../../src/archive/types';
 import type { Put } from '../../src/restore/source';
@@ -244,6 +244,31 @@ describe('fold', () => {
       const order = [...f.finish()].map((n) => f.key(n));
       assert.equal(order.length, 3002);
       assert.ok(order.every((k, i) => i === 0 || Buffer.compare(order[i - 1]!, k) < 0), 'ascending byte order');
+      await f.close();
+    }));
+
+  test('a spooled value that changed on disk before it is read back is refused, naming the spool and the key', () =>
+    withDir(async (dir) => {
+      const b = new SegmentBuilder(11);
+      b.event(put('/app/k', 'the value as spooled', 11));
+      b.event(put('/app/m', 'untouched', 12));
+      const s = decodeSegment(Buffer.concat(b.seal(HEADER, [], 12)), 'seg');
+      const file = path.join(dir, 'f');
+      const f = await ChangeFold.create(Buffer.from('/app/'), file);
+      await f.apply(s, 10, 12);
+      const [k, m] = [...f.finish()];
+      const spooled = fs.readFileSync(file);
+      const at = spooled.indexOf('the value as spooled');
+      assert.ok(at >= 0, 'the value is in the spool');
+      // One byte of the value flipped in place, as a failing disk would.
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, Buffer.from([spooled[at + 4]! ^ 0x20]), 0, 1, at + 4);
+      fs.closeSync(fd);
+      assert.equal(f.values([m!], Buffer.alloc(f.valueLength(m!)))[0]!.toString(), 'untouched');
+      assert.throws(
+        () => f.values([k!], Buffer.alloc(f.valueLength(k!))),
+        (err: Error) => err instanceof FileError && err.message.includes(file) && err.message.includes('"/app/k"') && /changed after it was written/.test(err.message),
+      );
       await f.close();
     }));
 });
