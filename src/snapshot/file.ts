@@ -22,7 +22,7 @@ const M_PGID = PAGE_HEADER + 40;
 const M_TXID = PAGE_HEADER + 48;
 const M_CHECKSUM = PAGE_HEADER + 56;
 const META_BYTES = M_CHECKSUM + 8;
-/** Reads between two turns of the event loop. */
+/** Reads between two turns of the event loop (see breather()). */
 const YIELD_EVERY = 64;
 /** The most pages read at once, ahead of a sequential walk, and the blocks kept. */
 const READ_AHEAD_MAX = 64;
@@ -170,15 +170,15 @@ export class BoltFile {
    * Reads a page and its overflow, checking its id, flags and bounds. The
    * page is a view of a block that may hold the pages after it too.
    */
-  async page(id: number): Promise<Page> {
+  page(id: number): Page {
     const where = `page ${id} of ${this.path}`;
     if (!(id >= 2 && id < this.meta.pages)) throw damaged(where, `the page id is outside pages 2..${this.meta.pages - 1}`);
-    let buf = await this.span(id, 1);
+    let buf = this.span(id, 1);
     if (readPgid(buf, 0) !== id) throw damaged(where, `the page says it is page ${readPgid(buf, 0)}`);
     const overflow = buf.readUInt32LE(12);
     if (overflow > 0) {
       if (id + overflow >= this.meta.pages) throw damaged(where, `its ${overflow} overflow pages run past the last page ${this.meta.pages - 1}`);
-      buf = await this.span(id, overflow + 1);
+      buf = this.span(id, overflow + 1);
     }
     return new Page(buf, where);
   }
@@ -189,31 +189,42 @@ export class BoltFile {
    * pages), any other miss starts again at one page: bbolt lays a tree's
    * leaves out mostly in order, but not always.
    */
-  private async span(id: number, count: number): Promise<Buffer> {
+  private span(id: number, count: number): Buffer {
     for (const b of this.blocks) {
       if (id >= b.first && id + count <= b.first + b.pages) return b.buf.subarray((id - b.first) * this.pageSize, (id - b.first + count) * this.pageSize);
     }
     const sequential = this.blocks.some((b) => b.first + b.pages === id);
     this.ahead = sequential ? Math.min(this.ahead * 2, READ_AHEAD_MAX) : 1;
     const pages = Math.max(count, Math.min(this.ahead, this.meta.pages - id));
-    const buf = await this.read(id * this.pageSize, pages * this.pageSize);
+    const buf = this.read(id * this.pageSize, pages * this.pageSize);
     this.blocks = [{ first: id, pages, buf }, ...this.blocks.slice(0, BLOCKS - 1)];
     return buf.subarray(0, count * this.pageSize);
   }
 
   /** The raw first page of a span, for pages that are not tree pages (the freelist). */
-  async rawPage(id: number): Promise<Buffer> {
+  rawPage(id: number): Buffer {
     return this.read(id * this.pageSize, this.pageSize);
+  }
+
+  /**
+   * A turn of the event loop every YIELD_EVERY reads, for walks that read
+   * synchronously: a promise to await then, else undefined (awaiting that
+   * would cost a turn of the microtask queue per page).
+   */
+  breather(): Promise<void> | undefined {
+    if (this.reads < YIELD_EVERY) return undefined;
+    this.reads = 0;
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /**
    * Reads synchronously: a page is a few KiB, mostly from the page cache, and
    * a trip through the thread pool per page cost more than the read itself
-   * (docs/performance.md, "Reading snapshots"). The event loop still gets a
-   * turn every YIELD_EVERY reads.
+   * (docs/performance.md, "Reading snapshots"). Walks give the event loop a
+   * turn through breather().
    */
-  async read(at: number, len: number, into?: Buffer): Promise<Buffer> {
-    if (++this.reads % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+  read(at: number, len: number, into?: Buffer): Buffer {
+    this.reads++;
     const buf = into ? into.subarray(0, len) : Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
@@ -234,7 +245,8 @@ export class BoltFile {
     const buf = Buffer.allocUnsafe(chunkBytes);
     for (let at = 0; at < this.dataSize; at += chunkBytes) {
       if (signal?.aborted) return;
-      fn(await this.read(at, Math.min(chunkBytes, this.dataSize - at), buf));
+      fn(this.read(at, Math.min(chunkBytes, this.dataSize - at), buf));
+      await this.breather();
     }
   }
 

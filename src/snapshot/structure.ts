@@ -24,44 +24,74 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
     }
   };
 
-  const walkBucket = async (bucket: Bucket, depth: number): Promise<void> => {
-    stats.buckets++;
-    if ('inline' in bucket) return walkPage(bucket.inline, undefined, undefined, depth);
-    const page = await file.page(bucket.root);
-    claim(bucket.root, page.buf.length / file.pageSize, page.where);
-    return walkPage(page, undefined, undefined, depth);
-  };
-
-  const walkPage = async (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number): Promise<void> => {
-    if (signal?.aborted) throw new CancelledError('stopped by a signal while checking the snapshot');
+  // Depth first, with a stack of its own: pages are read synchronously, and
+  // an async call per page cost more than checking it.
+  const stack: Frame[] = [];
+  const enter = (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number) => {
     if (depth > MAX_DEPTH) throw damaged(page.where, `the tree is more than ${MAX_DEPTH} levels deep`);
     if (!page.isLeaf && page.count === 0) throw damaged(page.where, 'a branch page has no elements');
-    let prev: Buffer | undefined;
-    for (let i = 0; i < page.count; i++) {
-      const key = page.key(i);
-      if (prev && Buffer.compare(prev, key) >= 0) throw damaged(page.where, `its keys ${i - 1} and ${i} are out of order`);
-      if ((low && Buffer.compare(key, low) < 0) || (high && Buffer.compare(key, high) >= 0)) {
-        throw damaged(page.where, `key ${i} lies outside the range its parent branch gives it`);
-      }
-      prev = key;
-      if (page.isLeaf) {
-        if (page.isBucket(i)) await walkBucket(bucketFromValue(page.value(i), key.toString('latin1'), page.where), depth + 1);
-        else page.value(i); // bounds check
-      } else {
-        const id = page.child(i);
-        const child = await file.page(id);
-        claim(id, child.buf.length / file.pageSize, child.where);
-        // Lookups send keys below the first branch key to the first child, so only later keys bound from below.
-        await walkPage(child, i === 0 ? low : key, i + 1 < page.count ? page.key(i + 1) : high, depth + 1);
-      }
-    }
+    stack.push({ page, i: 0, low, high, depth, prev: undefined });
+  };
+  const enterBucket = (bucket: Bucket, depth: number) => {
+    stats.buckets++;
+    if ('inline' in bucket) return enter(bucket.inline, undefined, undefined, depth);
+    const page = file.page(bucket.root);
+    claim(bucket.root, page.buf.length / file.pageSize, page.where);
+    enter(page, undefined, undefined, depth);
   };
 
-  await walkBucket(rootBucket(file), 0);
+  enterBucket(rootBucket(file), 0);
+  while (stack.length > 0) {
+    const breath = file.breather();
+    if (breath) await breath;
+    if (signal?.aborted) throw new CancelledError('stopped by a signal while checking the snapshot');
+    const f = stack[stack.length - 1]!;
+    const { page } = f;
+    if (f.i >= page.count) {
+      stack.pop();
+      continue;
+    }
+    // This page's elements up to the next one to descend into (a child page, a nested bucket).
+    while (f.i < page.count) {
+      const i = f.i++;
+      const key = page.key(i);
+      if (f.prev && Buffer.compare(f.prev, key) >= 0) throw damaged(page.where, `its keys ${i - 1} and ${i} are out of order`);
+      if ((f.low && Buffer.compare(key, f.low) < 0) || (f.high && Buffer.compare(key, f.high) >= 0)) {
+        throw damaged(page.where, `key ${i} lies outside the range its parent branch gives it`);
+      }
+      f.prev = key;
+      if (page.isLeaf) {
+        if (!page.isBucket(i)) {
+          page.value(i); // bounds check
+          continue;
+        }
+        enterBucket(bucketFromValue(page.value(i), key.toString('latin1'), page.where), f.depth + 1);
+        break;
+      }
+      const id = page.child(i);
+      const child = file.page(id);
+      claim(id, child.buf.length / file.pageSize, child.where);
+      // Lookups send keys below the first branch key to the first child, so only later keys bound from below.
+      enter(child, i === 0 ? f.low : key, i + 1 < page.count ? page.key(i + 1) : f.high, f.depth + 1);
+      break;
+    }
+  }
+
   if (file.meta.freelist !== -1) {
-    const raw = await file.rawPage(file.meta.freelist);
+    const raw = file.rawPage(file.meta.freelist);
     const where = `the freelist, page ${file.meta.freelist} of ${file.path}`;
     if (readPgid(raw, 0) !== file.meta.freelist || raw.readUInt16LE(8) !== FREELIST) throw damaged(where, 'the page is not a freelist page');
   }
   return stats;
+}
+
+interface Frame {
+  page: Page;
+  /** The next element to check. */
+  i: number;
+  /** Keys of this page lie in [low, high), as its parent branch says. */
+  low: Buffer | undefined;
+  high: Buffer | undefined;
+  depth: number;
+  prev: Buffer | undefined;
 }

@@ -16,17 +16,17 @@ export function bucketFromValue(value: Buffer, name: string, where: string): Buc
   return { inline: new Page(value.subarray(BUCKET_HEADER), `the inline bucket ${name} in ${where}`), name };
 }
 
-async function rootPage(file: BoltFile, b: Bucket): Promise<Page> {
+function rootPage(file: BoltFile, b: Bucket): Page {
   return 'inline' in b ? b.inline : file.page(b.root);
 }
 
 /** The bucket called name inside parent, or undefined. */
-export async function findBucket(file: BoltFile, parent: Bucket, name: string): Promise<Bucket | undefined> {
+export function findBucket(file: BoltFile, parent: Bucket, name: string): Bucket | undefined {
   const key = Buffer.from(name);
-  let page = await rootPage(file, parent);
+  let page = rootPage(file, parent);
   while (!page.isLeaf) {
     if (page.count === 0) throw damaged(page.where, 'a branch page has no elements');
-    page = await file.page(page.child(page.childFor(key)));
+    page = file.page(page.child(page.childFor(key)));
   }
   const i = page.lowerBound(key);
   if (i >= page.count || !page.key(i).equals(key) || !page.isBucket(i)) return undefined;
@@ -35,19 +35,20 @@ export async function findBucket(file: BoltFile, parent: Bucket, name: string): 
 
 /**
  * The bucket's leaf pages in key order, from the one that holds `from` (or
- * the first). Only the path from the root to the current leaf is held.
+ * the first), read synchronously: the caller gives the event loop its turns
+ * (BoltFile.breather). Only the path from the root to the current leaf is held.
  * Each leaf comes with the index of its first element >= from.
  */
-export async function* leaves(file: BoltFile, bucket: Bucket, from?: Buffer): AsyncGenerator<{ page: Page; start: number }> {
+export function* leaves(file: BoltFile, bucket: Bucket, from?: Buffer): Generator<{ page: Page; start: number }> {
   const stack: { page: Page; i: number }[] = [];
-  let page = await rootPage(file, bucket);
+  let page = rootPage(file, bucket);
   // Down to the first leaf, then after each leaf up to the next unvisited child.
   for (;;) {
     while (!page.isLeaf) {
       if (page.count === 0) throw damaged(page.where, 'a branch page has no elements');
       const i = from ? page.childFor(from) : 0;
       stack.push({ page, i });
-      page = await file.page(page.child(i));
+      page = file.page(page.child(i));
     }
     yield { page, start: from ? page.lowerBound(from) : 0 };
     from = undefined;
@@ -58,21 +59,24 @@ export async function* leaves(file: BoltFile, bucket: Bucket, from?: Buffer): As
     }
     if (!top) return;
     top.i++;
-    page = await file.page(top.page.child(top.i));
+    page = file.page(top.page.child(top.i));
   }
 }
 
 /** The bucket's last key, or undefined when it is empty. */
 export async function lastKey(file: BoltFile, bucket: Bucket): Promise<Buffer | undefined> {
-  let page = await rootPage(file, bucket);
+  let page = rootPage(file, bucket);
   while (!page.isLeaf) {
     if (page.count === 0) throw damaged(page.where, 'a branch page has no elements');
-    page = await file.page(page.child(page.count - 1));
+    page = file.page(page.child(page.count - 1));
   }
   // A leaf emptied by deletes may remain at the right edge; bbolt's cursor steps back then.
   if (page.count === 0) {
     let last: Buffer | undefined;
-    for await (const { page: p } of leaves(file, bucket)) if (p.count) last = p.key(p.count - 1);
+    for (const { page: p } of leaves(file, bucket)) {
+      if (p.count) last = p.key(p.count - 1);
+      await file.breather();
+    }
     return last;
   }
   return page.key(page.count - 1);

@@ -26,7 +26,7 @@ export async function checkSnapshotFile(path: string, signal?: AbortSignal): Pro
       const hash = createHash('sha256');
       await file.forEachChunk(HASH_CHUNK, (chunk) => hash.update(chunk), signal);
       if (signal?.aborted) throw new CancelledError('stopped by a signal while checking the snapshot');
-      const stated = await file.read(file.dataSize, TRAILER_BYTES);
+      const stated = file.read(file.dataSize, TRAILER_BYTES);
       if (!hash.digest().equals(stated)) {
         throw new ArchiveError(
           `the sha256 trailer of ${path} does not match its contents: the file was changed or damaged after etcd wrote it`,
