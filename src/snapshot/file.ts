@@ -27,6 +27,8 @@ const YIELD_EVERY = 64;
 /** The most pages read at once, ahead of a sequential walk, and the blocks kept. */
 const READ_AHEAD_MAX = 64;
 const BLOCKS = 2;
+/** Read buffers up to this size are reused (a full read-ahead block of 4 KiB pages is 256 KiB). */
+const REUSED_BLOCK_MAX = 1024 * 1024;
 
 export interface Meta {
   /** 0 or 1: which of the two meta pages. */
@@ -83,6 +85,8 @@ export class BoltFile {
   /** The blocks read last, newest first: a block of leaves and the branch page above them. */
   private blocks: { first: number; pages: number; buf: Buffer }[] = [];
   private ahead = 1;
+  /** Buffers of blocks no longer kept, for the next reads: fresh ones cost page faults and collections. */
+  private readonly spare: Buffer[] = [];
 
   private constructor(
     private readonly fh: FileHandle,
@@ -168,7 +172,9 @@ export class BoltFile {
 
   /**
    * Reads a page and its overflow, checking its id, flags and bounds. The
-   * page is a view of a block that may hold the pages after it too.
+   * page is a view of a block that may hold the pages after it too, and
+   * whose buffer is reused once BLOCKS newer blocks have been read: a page
+   * kept longer than that needs Page.owned().
    */
   page(id: number): Page {
     const where = `page ${id} of ${this.path}`;
@@ -196,8 +202,13 @@ export class BoltFile {
     const sequential = this.blocks.some((b) => b.first + b.pages === id);
     this.ahead = sequential ? Math.min(this.ahead * 2, READ_AHEAD_MAX) : 1;
     const pages = Math.max(count, Math.min(this.ahead, this.meta.pages - id));
-    const buf = this.read(id * this.pageSize, pages * this.pageSize);
-    this.blocks = [{ first: id, pages, buf }, ...this.blocks.slice(0, BLOCKS - 1)];
+    const bytes = pages * this.pageSize;
+    const reusable = READ_AHEAD_MAX * this.pageSize <= REUSED_BLOCK_MAX && bytes <= READ_AHEAD_MAX * this.pageSize;
+    const into = reusable ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(READ_AHEAD_MAX * this.pageSize)) : undefined;
+    const buf = this.read(id * this.pageSize, bytes, into);
+    const dropped = this.blocks.length === BLOCKS ? this.blocks.pop()! : undefined;
+    this.blocks.unshift({ first: id, pages, buf });
+    if (dropped && dropped.buf.buffer.byteLength === READ_AHEAD_MAX * this.pageSize) this.spare.push(Buffer.from(dropped.buf.buffer));
     return buf.subarray(0, count * this.pageSize);
   }
 

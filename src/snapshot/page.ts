@@ -53,6 +53,14 @@ export class Page {
     return this.flags === LEAF;
   }
 
+  /**
+   * The page over bytes of its own. BoltFile reuses its read buffers, so a
+   * page kept while others are read (a branch on a walk's stack) needs one.
+   */
+  owned(): Page {
+    return new Page(Buffer.from(this.buf), this.where);
+  }
+
   /** Where in buf a stretch of len bytes of element i starts, checked to lie inside the page. */
   private start(i: number, posAt: number, skip: number, len: number): number {
     const start = PAGE_HEADER + i * ELEMENT + this.buf.readUInt32LE(posAt) + skip;

@@ -30,7 +30,7 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
   const enter = (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number) => {
     if (depth > MAX_DEPTH) throw damaged(page.where, `the tree is more than ${MAX_DEPTH} levels deep`);
     if (!page.isLeaf && page.count === 0) throw damaged(page.where, 'a branch page has no elements');
-    stack.push({ page, i: 0, low, high, depth, prev: undefined });
+    stack.push({ page, owned: false, i: 0, low, high, depth, prev: undefined });
   };
   const enterBucket = (bucket: Bucket, depth: number) => {
     stats.buckets++;
@@ -60,19 +60,26 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
         throw damaged(page.where, `key ${i} lies outside the range its parent branch gives it`);
       }
       f.prev = key;
-      if (page.isLeaf) {
-        if (!page.isBucket(i)) {
-          page.value(i); // bounds check
-          continue;
-        }
-        enterBucket(bucketFromValue(page.value(i), key.toString('latin1'), page.where), f.depth + 1);
+      if (page.isLeaf && !page.isBucket(i)) {
+        page.value(i); // bounds check
+        continue;
+      }
+      // Going down: this page is held while others are read into the file's reused buffers.
+      if (!f.owned) {
+        f.page = page.owned();
+        f.owned = true;
+        f.prev = f.page.key(i);
+      }
+      const held = f.page;
+      if (held.isLeaf) {
+        enterBucket(bucketFromValue(held.value(i), f.prev.toString('latin1'), held.where), f.depth + 1);
         break;
       }
-      const id = page.child(i);
+      const id = held.child(i);
       const child = file.page(id);
       claim(id, child.buf.length / file.pageSize, child.where);
       // Lookups send keys below the first branch key to the first child, so only later keys bound from below.
-      enter(child, i === 0 ? f.low : key, i + 1 < page.count ? page.key(i + 1) : f.high, f.depth + 1);
+      enter(child, i === 0 ? f.low : f.prev, i + 1 < held.count ? held.key(i + 1) : f.high, f.depth + 1);
       break;
     }
   }
@@ -87,6 +94,8 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
 
 interface Frame {
   page: Page;
+  /** Whether page has bytes of its own (Page.owned), or is a view of the file's read buffer. */
+  owned: boolean;
   /** The next element to check. */
   i: number;
   /** Keys of this page lie in [low, high), as its parent branch says. */

@@ -13,7 +13,8 @@ export function bucketFromValue(value: Buffer, name: string, where: string): Buc
   if (value.length < BUCKET_HEADER) throw damaged(where, `bucket ${name}'s header is cut short`);
   const root = readPgid(value, 0);
   if (root !== 0) return { root, name };
-  return { inline: new Page(value.subarray(BUCKET_HEADER), `the inline bucket ${name} in ${where}`), name };
+  // Kept for as long as the bucket is, beyond the read buffer it came in.
+  return { inline: new Page(Buffer.from(value.subarray(BUCKET_HEADER)), `the inline bucket ${name} in ${where}`), name };
 }
 
 function rootPage(file: BoltFile, b: Bucket): Page {
@@ -47,7 +48,7 @@ export function* leaves(file: BoltFile, bucket: Bucket, from?: Buffer): Generato
     while (!page.isLeaf) {
       if (page.count === 0) throw damaged(page.where, 'a branch page has no elements');
       const i = from ? page.childFor(from) : 0;
-      stack.push({ page, i });
+      stack.push({ page: page.owned(), i });
       page = file.page(page.child(i));
     }
     yield { page, start: from ? page.lowerBound(from) : 0 };
@@ -71,13 +72,14 @@ export async function lastKey(file: BoltFile, bucket: Bucket): Promise<Buffer | 
     page = file.page(page.child(page.count - 1));
   }
   // A leaf emptied by deletes may remain at the right edge; bbolt's cursor steps back then.
+  // Copied: the file reuses its read buffers.
   if (page.count === 0) {
     let last: Buffer | undefined;
     for (const { page: p } of leaves(file, bucket)) {
-      if (p.count) last = p.key(p.count - 1);
+      if (p.count) last = Buffer.from(p.key(p.count - 1));
       await file.breather();
     }
     return last;
   }
-  return page.key(page.count - 1);
+  return Buffer.from(page.key(page.count - 1));
 }
