@@ -1,6 +1,7 @@
 import { scanArchive } from '../archive/read';
 import { type ArchiveSummary, verifyArchive } from '../archive/verify';
 import type { SnapshotMemo } from '../snapshot/scan';
+import { KeyOrderWindow } from './key-order';
 import { checkStamp, type FileStamp, type Put, type RecordSource, stampFile } from './source';
 
 /**
@@ -11,6 +12,8 @@ export class ArchiveFileSource implements RecordSource {
   private stamp: FileStamp | undefined;
   /** An etcd snapshot's first pass, done by verify and reused by records. */
   private readonly memo: SnapshotMemo = {};
+  /** What verify found: an etcd snapshot, whose keys come in revision order. */
+  private snapshot = false;
 
   /**
    * `revision`: for an etcd snapshot, the revision to read (default its newest).
@@ -24,30 +27,50 @@ export class ArchiveFileSource implements RecordSource {
 
   async verify(scope: string, signal?: AbortSignal): Promise<ArchiveSummary> {
     this.stamp = await stampFile(this.path);
-    if (this.verified?.scope === scope && this.revision === undefined) return this.verified.summary;
-    return verifyArchive(this.path, scope, signal, this.revision, this.memo);
+    if (this.verified?.scope === scope && this.revision === undefined) {
+      this.snapshot = this.verified.summary.format === 'etcd-snapshot';
+      return this.verified.summary;
+    }
+    const summary = await verifyArchive(this.path, scope, signal, this.revision, this.memo);
+    this.snapshot = summary.format === 'etcd-snapshot';
+    return summary;
   }
 
   async records(scope: string, onBatch: (puts: Put[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
     // Before the first write too: what verify found (and the snapshot memo) holds only for the file it read.
     if (this.stamp) await checkStamp(this.stamp);
     const scopeKey = Buffer.from(scope);
-    // The decoder hands over each chunk's records in place; only what a put needs is kept.
-    let puts: Put[] = [];
-    await scanArchive(
-      this.path,
-      async () => {
-        const chunk = puts;
-        puts = [];
-        await onBatch(chunk);
-      },
-      signal,
-      (r) => {
-        if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
-      },
-      this.revision,
-      this.memo,
-    );
+    if (this.snapshot) {
+      const window = new KeyOrderWindow(onBatch);
+      await scanArchive(
+        this.path,
+        () => (window.full ? window.flush() : undefined),
+        signal,
+        (r) => {
+          if (r.hasPrefix(scopeKey)) window.add(r);
+        },
+        this.revision,
+        this.memo,
+      );
+      await window.flush();
+    } else {
+      // The decoder hands over each chunk's records in place; only what a put needs is kept.
+      let puts: Put[] = [];
+      await scanArchive(
+        this.path,
+        async () => {
+          const chunk = puts;
+          puts = [];
+          await onBatch(chunk);
+        },
+        signal,
+        (r) => {
+          if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
+        },
+        this.revision,
+        this.memo,
+      );
+    }
     if (this.stamp) await checkStamp(this.stamp);
   }
 }
