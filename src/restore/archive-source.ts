@@ -40,37 +40,29 @@ export class ArchiveFileSource implements RecordSource {
     // Before the first write too: what verify found (and the snapshot memo) holds only for the file it read.
     if (this.stamp) await checkStamp(this.stamp);
     const scopeKey = Buffer.from(scope);
-    if (this.snapshot) {
-      const window = new KeyOrderWindow(onBatch);
-      await scanArchive(
-        this.path,
-        () => (window.full ? window.flush() : undefined),
-        signal,
-        (r) => {
-          if (r.hasPrefix(scopeKey)) window.add(r);
-        },
-        this.revision,
-        this.memo,
-      );
-      await window.flush();
-    } else {
-      // The decoder hands over each chunk's records in place; only what a put needs is kept.
-      let puts: Put[] = [];
-      await scanArchive(
-        this.path,
-        async () => {
-          const chunk = puts;
-          puts = [];
-          await onBatch(chunk);
-        },
-        signal,
-        (r) => {
-          if (r.hasPrefix(scopeKey)) puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
-        },
-        this.revision,
-        this.memo,
-      );
-    }
+    // A snapshot's records, in revision order, go through a window that sorts them; an archive's
+    // are handed over as the decoder gives them, in place, keeping only what a put needs.
+    const window = this.snapshot ? new KeyOrderWindow(onBatch) : undefined;
+    let puts: Put[] = [];
+    await scanArchive(
+      this.path,
+      window
+        ? () => (window.full ? window.flush() : undefined)
+        : async () => {
+            const chunk = puts;
+            puts = [];
+            await onBatch(chunk);
+          },
+      signal,
+      (r) => {
+        if (!r.hasPrefix(scopeKey)) return;
+        if (window) window.add(r);
+        else puts.push({ key: r.key(), value: r.value(), lease: r.lease() });
+      },
+      this.revision,
+      this.memo,
+    );
+    await window?.flush();
     if (this.stamp) await checkStamp(this.stamp);
   }
 }

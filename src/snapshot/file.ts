@@ -202,13 +202,14 @@ export class BoltFile {
     const sequential = this.blocks.some((b) => b.first + b.pages === id);
     this.ahead = sequential ? Math.min(this.ahead * 2, READ_AHEAD_MAX) : 1;
     const pages = Math.max(count, Math.min(this.ahead, this.meta.pages - id));
-    const bytes = pages * this.pageSize;
-    const reusable = READ_AHEAD_MAX * this.pageSize <= REUSED_BLOCK_MAX && bytes <= READ_AHEAD_MAX * this.pageSize;
-    const into = reusable ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(READ_AHEAD_MAX * this.pageSize)) : undefined;
-    const buf = this.read(id * this.pageSize, bytes, into);
+    const block = READ_AHEAD_MAX * this.pageSize;
+    const reused = block <= REUSED_BLOCK_MAX;
+    const into = reused && pages <= READ_AHEAD_MAX ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(block)) : undefined;
+    const buf = this.read(id * this.pageSize, pages * this.pageSize, into);
     const dropped = this.blocks.length === BLOCKS ? this.blocks.pop()! : undefined;
     this.blocks.unshift({ first: id, pages, buf });
-    if (dropped && dropped.buf.buffer.byteLength === READ_AHEAD_MAX * this.pageSize) this.spare.push(Buffer.from(dropped.buf.buffer));
+    // Only buffers of the reused size go back: a spare is taken only when reads are reused.
+    if (reused && dropped && dropped.buf.buffer.byteLength === block) this.spare.push(Buffer.from(dropped.buf.buffer));
     return buf.subarray(0, count * this.pageSize);
   }
 
