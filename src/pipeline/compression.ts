@@ -19,8 +19,8 @@ const ZSTD_JOB_BYTES = 1024 * 1024;
 /**
  * Each job starts from the whole window of the data before it, as one thread
  * would. At level 3 zstd's default overlap for 1 MiB jobs is far smaller:
- * the benchmark's 100k archive stored 103.4 MB instead of 95.2 MB, for the
- * same CPU (docs/performance.md, "Stores").
+ * the benchmark's 100k archive stored 103.4 MB instead of 95.2 MB, for up
+ * to 5% more CPU (docs/performance.md, "Stores").
  */
 const ZSTD_OVERLAP_LOG = 9;
 
