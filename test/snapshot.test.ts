@@ -15,6 +15,7 @@ import type { VerifySummary } from '../src/api/verify';
 import { verifyArchive } from '../src/archive/verify';
 import { CancelledError } from '../src/errors';
 import { BoltFile } from '../src/snapshot/file';
+import { checkStructure } from '../src/snapshot/structure';
 import { findBucket, leaves, rootBucket } from '../src/snapshot/tree';
 
 const BULK = 100_000;
@@ -198,9 +199,9 @@ describe('reading a snapshot', () => {
 
   test('reading the file gives the event loop turns: a stop from a timer ends the first check part-way', async () => {
     // Pages are read synchronously, and the walks yield now and then (BoltFile.breather). A timer
-    // callback stops the verify once this process has read half the file: without those turns the
-    // first callback after that would come only between two of verify's passes, and the stop would
-    // land in the reading of the keys, not in the check of the file's hash and tree.
+    // callback stops the verify once this process (the hashing worker included) has read half the
+    // file: without those turns the first callback after that would come only once the tree walk
+    // is over, and the stop would land in the reading of the keys, not in the check of the file.
     const readBytes = () => Number(/^rchar: (\d+)/m.exec(fs.readFileSync('/proc/self/io', 'utf8'))![1]);
     const half = fs.statSync(etcdctlFile).size / 2;
     const from = readBytes();
@@ -327,6 +328,19 @@ describe('damaged snapshots are refused before the first write', () => {
     await assertRefused(flipped, [], /the sha256 trailer of .* does not match its contents/);
     const wrong = copy('wrong-trailer.db', (buf) => Buffer.concat([withoutTrailer(buf), Buffer.alloc(32, 7)]));
     await assertRefused(wrong, [], /the sha256 trailer of .* does not match its contents/);
+    // The tree walk fails first here, but the hash (on another thread) is what is reported.
+    const file = await BoltFile.open(etcdctlFile);
+    const root = file.meta.root;
+    await file.close();
+    const both = copy('tree-and-trailer.db', (buf) => {
+      const out = Buffer.from(buf);
+      out[root * 4096]! ^= 0x40;
+      return out;
+    });
+    await assertRefused(both, [], /the sha256 trailer of .* does not match its contents/);
+    const walked = await BoltFile.open(both);
+    await assert.rejects(checkStructure(walked), /the page says it is page/, 'the tree walk alone fails on that file');
+    await walked.close();
   });
 
   test('without a trailer, a damaged page header or meta pages: the structure checks', async () => {

@@ -70,13 +70,15 @@ class Tally {
 /**
  * Reads a whole archive and checks it end to end without touching etcd.
  * Throws ArchiveError at the first defect; returns what restore needs to know.
- * An etcd snapshot's trailer and tree are checked first, then it is read at
- * `revision` (scanArchive).
+ * An etcd snapshot's tree is checked first, then it is read at `revision`
+ * (scanArchive) while its sha256 trailer is checked on another thread.
  */
 export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string, memo?: SnapshotMemo): Promise<ArchiveSummary> {
-  const check = (await detectFormat(path)) === 'etcd-snapshot' ? await checkSnapshotFile(path, signal) : undefined;
   const tally = new Tally(Buffer.from(scope));
-  const { format, bytes, snapshot } = await scanArchive(path, tally.items, signal, tally.record, revision, memo);
+  const scan = () => scanArchive(path, tally.items, signal, tally.record, revision, memo);
+  const snapshotFile = (await detectFormat(path)) === 'etcd-snapshot';
+  const { check, result } = snapshotFile ? await checkSnapshotFile(path, signal, scan) : { check: undefined, result: await scan() };
+  const { format, bytes, snapshot } = result;
   tally.checkLeases(format);
   return { format, bytes, ...tally.counted, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };
 }

@@ -24,11 +24,15 @@ const M_CHECKSUM = PAGE_HEADER + 56;
 const META_BYTES = M_CHECKSUM + 8;
 /** Reads between two turns of the event loop (see breather()). */
 const YIELD_EVERY = 64;
-/** The most pages read at once, ahead of a sequential walk, and the blocks kept. */
-const READ_AHEAD_MAX = 64;
+/**
+ * The most read at once ahead of a sequential walk (at least a page), and
+ * the blocks kept. Small on purpose: the kernel copies into a block that
+ * stays in the CPU's cache about 4 times as fast (docs/performance.md).
+ */
+const READ_AHEAD_BYTES = 64 * 1024;
 const BLOCKS = 2;
-/** Read buffers up to this size are reused (a full read-ahead block of 4 KiB pages is 256 KiB). */
-const REUSED_BLOCK_MAX = 1024 * 1024;
+/** Bytes per chunk for whole-file passes (the sha256 of the trailer), small for the same reason. */
+export const FILE_CHUNK_BYTES = 64 * 1024;
 
 export interface Meta {
   /** 0 or 1: which of the two meta pages. */
@@ -84,7 +88,8 @@ export class BoltFile {
   private reads = 0;
   /** The blocks read last, newest first: a block of leaves and the branch page above them. */
   private blocks: { first: number; pages: number; buf: Buffer }[] = [];
-  private ahead = 1;
+  /** Pages in a full read-ahead block. */
+  private readonly aheadMax: number;
   /** Buffers of blocks no longer kept, for the next reads: fresh ones cost page faults and collections. */
   private readonly spare: Buffer[] = [];
 
@@ -98,7 +103,14 @@ export class BoltFile {
     readonly meta: Meta,
     /** Why the other meta page was not used, if it was unusable. */
     readonly otherMetaProblem: string | undefined,
-  ) {}
+  ) {
+    this.aheadMax = Math.max(1, Math.floor(READ_AHEAD_BYTES / meta.pageSize));
+  }
+
+  /** For readers on other threads, which share it. */
+  get fd(): number {
+    return this.fh.fd;
+  }
 
   get pageSize(): number {
     return this.meta.pageSize;
@@ -191,25 +203,25 @@ export class BoltFile {
 
   /**
    * Pages id..id+count-1, from the blocks read last when they hold them. A
-   * read right after a block doubles the next block (up to READ_AHEAD_MAX
-   * pages), any other miss starts again at one page: bbolt lays a tree's
+   * read right after a block is twice that block (up to READ_AHEAD_BYTES),
+   * any other miss starts again at one page: bbolt lays a tree's
    * leaves out mostly in order, but not always.
    */
   private span(id: number, count: number): Buffer {
     for (const b of this.blocks) {
       if (id >= b.first && id + count <= b.first + b.pages) return b.buf.subarray((id - b.first) * this.pageSize, (id - b.first + count) * this.pageSize);
     }
-    const sequential = this.blocks.some((b) => b.first + b.pages === id);
-    this.ahead = sequential ? Math.min(this.ahead * 2, READ_AHEAD_MAX) : 1;
-    const pages = Math.max(count, Math.min(this.ahead, this.meta.pages - id));
-    const block = READ_AHEAD_MAX * this.pageSize;
-    const reused = block <= REUSED_BLOCK_MAX;
-    const into = reused && pages <= READ_AHEAD_MAX ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(block)) : undefined;
+    // Doubling the block this one continues: a branch page read in between does not start a walk of leaves over.
+    const before = this.blocks.find((b) => b.first + b.pages === id);
+    const ahead = before ? Math.min(before.pages * 2, this.aheadMax) : 1;
+    const pages = Math.max(count, Math.min(ahead, this.meta.pages - id));
+    const block = this.aheadMax * this.pageSize;
+    // A page with more overflow than a block gets a buffer of its own.
+    const into = pages <= this.aheadMax ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(block)) : undefined;
     const buf = this.read(id * this.pageSize, pages * this.pageSize, into);
     const dropped = this.blocks.length === BLOCKS ? this.blocks.pop()! : undefined;
     this.blocks.unshift({ first: id, pages, buf });
-    // Only buffers of the reused size go back: a spare is taken only when reads are reused.
-    if (reused && dropped && dropped.buf.buffer.byteLength === block) this.spare.push(Buffer.from(dropped.buf.buffer));
+    if (dropped && dropped.buf.buffer.byteLength === block) this.spare.push(Buffer.from(dropped.buf.buffer));
     return buf.subarray(0, count * this.pageSize);
   }
 

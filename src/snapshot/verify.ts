@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { ArchiveError, CancelledError } from '../errors';
-import { BoltFile, TRAILER_BYTES } from './file';
+import { ArchiveError } from '../errors';
+import { BoltFile, FILE_CHUNK_BYTES, TRAILER_BYTES } from './file';
+import { type FileHash, hashFileInWorker } from './file-hash';
 import { checkStructure } from './structure';
-
-const HASH_CHUNK = 1024 * 1024;
 
 export interface SnapshotCheck {
   /** Whether etcd's sha256 trailer was there; when it was, it matched (or this threw). */
@@ -16,27 +14,40 @@ export interface SnapshotCheck {
 }
 
 /**
- * Checks a snapshot file without reading its contents as keys: the sha256
- * trailer when present, then the meta pages and every bucket's tree.
+ * Checks a snapshot file without reading its contents as keys: the meta
+ * pages and every bucket's tree, then runs `alongside` (reading the keys)
+ * while the sha256 trailer, when present, is checked on another thread.
+ * A trailer that does not match is the error reported, whatever else
+ * failed: it says the file changed after etcd wrote it.
  */
-export async function checkSnapshotFile(path: string, signal?: AbortSignal): Promise<SnapshotCheck> {
+export async function checkSnapshotFile<T>(path: string, signal: AbortSignal | undefined, alongside: () => Promise<T>): Promise<{ check: SnapshotCheck; result: T }> {
   const file = await BoltFile.open(path);
+  let hash: FileHash | undefined;
   try {
-    if (file.hasTrailer) {
-      const hash = createHash('sha256');
-      await file.forEachChunk(HASH_CHUNK, (chunk) => hash.update(chunk), signal);
-      if (signal?.aborted) throw new CancelledError('stopped by a signal while checking the snapshot');
-      const stated = file.read(file.dataSize, TRAILER_BYTES);
-      if (!hash.digest().equals(stated)) {
-        throw new ArchiveError(
-          `the sha256 trailer of ${path} does not match its contents: the file was changed or damaged after etcd wrote it`,
-          'use an intact snapshot; nothing was written to etcd',
-        );
-      }
+    hash = file.hasTrailer ? hashFileInWorker(file.fd, file.dataSize, FILE_CHUNK_BYTES, path, signal) : undefined;
+    let outcome: { check: SnapshotCheck; result: T };
+    try {
+      const { pages, buckets } = await checkStructure(file, signal);
+      const check = { trailer: file.hasTrailer, meta: file.meta.index, otherMetaProblem: file.otherMetaProblem, pages, buckets };
+      outcome = { check, result: await alongside() };
+    } catch (err) {
+      if (hash) checkTrailer(file, await hash.digest.catch(() => undefined));
+      throw err;
     }
-    const { pages, buckets } = await checkStructure(file, signal);
-    return { trailer: file.hasTrailer, meta: file.meta.index, otherMetaProblem: file.otherMetaProblem, pages, buckets };
+    if (hash) checkTrailer(file, await hash.digest);
+    return outcome;
   } finally {
+    await hash?.settle();
     await file.close();
+  }
+}
+
+function checkTrailer(file: BoltFile, digest: Buffer | undefined): void {
+  if (!digest) return;
+  if (!digest.equals(file.read(file.dataSize, TRAILER_BYTES))) {
+    throw new ArchiveError(
+      `the sha256 trailer of ${file.path} does not match its contents: the file was changed or damaged after etcd wrote it`,
+      'use an intact snapshot; nothing was written to etcd',
+    );
   }
 }
