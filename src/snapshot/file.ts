@@ -31,7 +31,7 @@ const YIELD_EVERY = 64;
  */
 const READ_AHEAD_BYTES = 64 * 1024;
 const BLOCKS = 2;
-/** Bytes per chunk for whole-file passes (the sha256 of the trailer), small for the same reason. */
+/** Bytes per read for a pass over the whole file (the sha256 of the trailer), small for the same reason. */
 export const FILE_CHUNK_BYTES = 64 * 1024;
 
 export interface Meta {
@@ -262,16 +262,6 @@ export class BoltFile {
       done += n;
     }
     return buf;
-  }
-
-  /** Runs fn over the database's bytes (the file without its trailer) in order; each chunk is valid only during its call. */
-  async forEachChunk(chunkBytes: number, fn: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    for (let at = 0; at < this.dataSize; at += chunkBytes) {
-      if (signal?.aborted) return;
-      fn(this.read(at, Math.min(chunkBytes, this.dataSize - at), buf));
-      await this.breather();
-    }
   }
 
   async close(): Promise<void> {
