@@ -191,6 +191,31 @@ describe('backup and restore through the installed file', () => {
     assert.deepEqual(await keys(target), want);
   });
 
+  test('SHIELD-style snapshot mode and restore of it through the one-file copy, whose trailer check runs on a worker thread', async () => {
+    const plugin = path.join(plugins, 'etcd');
+    const backup = runFile(plugin, ['backup', '-e', JSON.stringify({ url: source.url, mode: 'snapshot' })]);
+    expectCode(backup, 0, 'installed etcd backup in snapshot mode');
+    const snap = backup.stdout;
+    assert.equal(snap.length % 512, 32, 'a bbolt database and its 32-byte sha256 trailer');
+
+    // A flipped byte inside the database: only the trailer's sha256, computed on the worker, can tell.
+    const flipped = Buffer.from(snap);
+    flipped[snap.length - 32 - 100]! ^= 0x01;
+    const refused = runFile(plugin, ['restore', '-e', JSON.stringify({ url: target.url })], { input: flipped });
+    expectCode(refused, 4, 'restore of a damaged snapshot');
+    assert.match(refused.stderr, /sha256 trailer of .* does not match its contents/);
+
+    const client = new Etcd3({ hosts: target.url });
+    try {
+      await client.delete().all();
+    } finally {
+      client.close();
+    }
+    const restore = runFile(plugin, ['restore', '-e', JSON.stringify({ url: target.url })], { input: snap });
+    expectCode(restore, 0, 'installed etcd restore of the snapshot');
+    assert.deepEqual(await keys(target), await keys(source));
+  });
+
   test('the one-file copy stores into a directory with gzip, and says that zstd, age and S3 need the npm-installed etcd-shield', () => {
     const plugin = path.join(plugins, 'etcd');
     const store = path.join(tmp, 'plugin-store');
