@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeCerts } from './certs';
-import { describeRun, expectCode, fixturesDir, repoRoot, reportLines, runCli, type CliResult } from './cli';
+import { assertNoCrash, describeRun, expectCode, fixturesDir, repoRoot, reportLines, runCli, startCli, type CliResult } from './cli';
+import { ExitCode } from '../src/errors';
 import { freePort, startEtcd, type EtcdCluster } from './harness';
 
 const MAGIC = '#etcd-shield-archive v1\n';
@@ -154,6 +155,20 @@ describe('info, version, help and usage', () => {
       const r = await runCli(args);
       expectCode(r, 0, args.join(' '));
       assert.match(r.stdout.toString('utf8'), /Usage:/);
+    }
+  });
+
+  test('help, version and info into a reader that went away (| head): a message and a failure exit, no stack trace', async () => {
+    for (const args of [['--help'], ['--version'], ['backup', '--help'], ['info'], []]) {
+      const run = startCli(args);
+      // Our end of the pipe closes before node has even started, so the first write fails with EPIPE.
+      run.child.stdout.destroy();
+      const r = await run.exit;
+      const what = `etcd-shield ${args.join(' ')} with stdout closed`;
+      // The message comes only from the EPIPE handler: it proves the write really failed.
+      assert.match(r.stderr, /standard output was closed before the report was complete/, `${what}\n${describeRun(r)}`);
+      expectCode(r, ExitCode.failure, what);
+      assertNoCrash(r, what);
     }
   });
 

@@ -6,6 +6,7 @@ import { TOOL_AUTHOR, TOOL_NAME, TOOL_VERSION } from '../version';
 import { configFrom, positiveInt, RunContext, stderrContext } from './context';
 import { isDebug } from './debug';
 import { addFieldOptions } from './field-flags';
+import { printReport } from './stdout';
 import { abortOnSignals } from './signals';
 import type { BackupCommandOptions } from './commands/backup';
 import type { RestoreCommandOptions } from './commands/restore';
@@ -60,7 +61,8 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (s, write) => write(s) });
+    // Help and version go through the report writer, so `--help | head` ends with a message, not a stack trace.
+    .configureOutput({ writeOut: (s) => printReport(s), outputError: (s, write) => write(s) });
 
   addShieldActions(program);
 
