@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { expectCode, runCli, type CliResult } from './cli';
+import { describeRun, expectCode, runCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
 import type { VerifySummary } from 'etcd-shield';
@@ -145,10 +145,15 @@ describe('round trips', () => {
     const shield = await runCli(['backup', '-e', JSON.stringify({ url: etcd.url })]);
     expectCode(shield, 0, 'backup -e of an empty keyspace');
     assert.ok(shield.stdout.length > MAGIC.length);
+    // Valid, but worth a warning: an empty backup is usually a mistyped prefix.
+    assert.match(shield.stderr, /warning: etcd held no keys at revision \d+: the backup is empty/, describeRun(shield));
 
     // A prefix that matches nothing in a non-empty cluster.
     await put('/x', 'outside');
-    const none = await backup(['--prefix', '/nothing/']);
+    const run = await runCli(['backup', '--endpoints', etcd.url, '--prefix', '/nothing/']);
+    expectCode(run, 0, 'backup of a prefix with no keys');
+    assert.match(run.stderr, /warning: no keys under the prefix "\/nothing\/" at revision \d+: the backup is empty; check the prefix/, describeRun(run));
+    const none = run.stdout;
     assert.equal((await verifyJson(none)).keys, 0);
     await put('/nothing/a', 'will go');
     // An empty archive restored with overwrite empties its prefix, and only that.

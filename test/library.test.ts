@@ -156,7 +156,10 @@ test('stores through the library: back up encrypted into a directory, list, veri
     (async () => {
       const { config } = lib.resolveConfig({ url: ${JSON.stringify(source.url)}, prefix: '/app/' });
       const phases = new Set();
-      const first = await lib.backupToStore(config, ${JSON.stringify(store)}, { compression: 'gzip', recipients: [${JSON.stringify(recipient)}], onProgress: (e) => phases.add(e.phase) });
+      const warned = [];
+      const first = await lib.backupToStore(config, ${JSON.stringify(store)}, { compression: 'gzip', recipients: [${JSON.stringify(recipient)}], onProgress: (e) => phases.add(e.phase), onWarning: (m) => warned.push(m) });
+      const { config: nothing } = lib.resolveConfig({ url: ${JSON.stringify(source.url)}, prefix: '/no-such-app/' });
+      const empty = await lib.backupToStore(nothing, ${JSON.stringify(join(dir, 'empty-store'))}, { onWarning: (m) => warned.push(m) });
       const second = await lib.backupToStore(config, ${JSON.stringify(store)}, { recipients: [${JSON.stringify(recipient)}] });
       const listed = await lib.listBackups(${JSON.stringify(store)});
       const identities = await lib.readIdentityFile(${JSON.stringify(keyFile)});
@@ -170,13 +173,13 @@ test('stores through the library: back up encrypted into a directory, list, veri
         names: [first.name, second.name], compression: [first.manifest.compression, second.manifest.compression],
         listed: listed.backups.map((b) => b.name), verified: verified.ok, checks: verified.checks.length, refused,
         kept: pruned.decisions.filter((d) => d.keep).map((d) => d.backup.name), removed: pruned.removed,
-        restoredFrom: restored.backup.name, written: restored.written, phases: [...phases],
+        restoredFrom: restored.backup.name, written: restored.written, phases: [...phases], warned, emptyKeys: empty.manifest.keys,
       });
     })();
   `);
   assert.equal(stdout, '', 'the library wrote to stdout');
   assert.equal(stderr, '', 'the library wrote to stderr');
-  const r = result as { names: string[]; compression: string[]; listed: string[]; verified: boolean; checks: number; refused: string; kept: string[]; removed: number; restoredFrom: string; written: number; phases: string[] };
+  const r = result as { names: string[]; compression: string[]; listed: string[]; verified: boolean; checks: number; refused: string; kept: string[]; removed: number; restoredFrom: string; written: number; phases: string[]; warned: string[]; emptyKeys: number };
   assert.deepEqual(r.compression, ['gzip', 'zstd']);
   assert.deepEqual(r.listed, r.names);
   assert.equal(r.verified, true);
@@ -187,5 +190,9 @@ test('stores through the library: back up encrypted into a directory, list, veri
   assert.equal(r.restoredFrom, r.names[1]);
   assert.equal(r.written, 301);
   assert.deepEqual(r.phases, ['backup', 'upload']);
+  // Only the backup of a prefix with no keys warns, and through the callback, not on stderr.
+  assert.equal(r.emptyKeys, 0);
+  assert.equal(r.warned.length, 1, r.warned.join('\n'));
+  assert.match(r.warned[0]!, /^no keys under the prefix "\/no-such-app\/" at revision \d+: the backup is empty/);
   assert.deepEqual(await dump(target.url, '/app/'), await dump(source.url, '/app/'));
 });

@@ -14,6 +14,7 @@ import type { Compression } from '../pipeline/types';
 import type { ObjectStore } from '../store/types';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
 import type { OperationOptions } from './options';
+import { emptyBackupWarning } from './backup';
 import { phases } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
@@ -100,6 +101,7 @@ export async function backupToStore(config: Config, to: StoreRef, opts: StoreBac
       conn.close();
     }
     if (failure) throw failure;
+    if (summary.keys === 0) opts.onWarning?.(emptyBackupWarning(config.prefix, summary.revision));
     const s = started as BackupStart;
     const manifest: Manifest = {
       kind: 'etcd-shield-backup',

@@ -42,8 +42,8 @@ export async function backup(config: Config, output: ArchiveOutput, opts: Backup
       onProgress: report.progress,
     });
     await sink.end();
-    if (summary.keys === 0 && format === 'legacy') {
-      opts.onWarning?.('no keys matched; the legacy format cannot record an empty backup, so the output is empty');
+    if (summary.keys === 0) {
+      opts.onWarning?.(emptyBackupWarning(config.prefix, summary.revision, format === 'legacy' ? 'the legacy format cannot record an empty backup, so the output is empty' : undefined));
     }
     return summary;
   } catch (err) {
@@ -55,4 +55,14 @@ export async function backup(config: Config, output: ArchiveOutput, opts: Backup
   } finally {
     conn.close();
   }
+}
+
+/**
+ * A backup with no keys is valid, but at 3 a.m. it is usually a mistyped
+ * prefix that would go on making empty backups unnoticed.
+ */
+export function emptyBackupWarning(prefix: string, revision: string, more?: string): string {
+  const what = prefix === '' ? `etcd held no keys at revision ${revision}` : `no keys under the prefix ${JSON.stringify(prefix)} at revision ${revision}`;
+  const check = prefix === '' ? '' : `; check the prefix (etcdctl get ${JSON.stringify(prefix)} --prefix --keys-only --limit 5 lists what is there)`;
+  return `${what}: the backup is empty${more ? ` (${more})` : ''}${check}`;
 }
