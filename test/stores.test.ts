@@ -151,6 +151,16 @@ describe('S3 with zstd and age', () => {
     expectCode(missing, 4, 'restore with a missing identity file');
     assert.match(missing.stderr, /nope\.txt/);
     assert.deepEqual(await content(dst), before);
+
+    // verify without the key, or with another: not checked, and not called damaged.
+    for (const given of [[], ['--identity', otherKey.file]]) {
+      const v = await cli(['verify', '--from', url, '--all', ...given, ...s3Args()]);
+      const what = `verify --all ${given.length ? 'with the wrong identity' : 'without an identity'}`;
+      expectCode(v, 4, what);
+      assert.match(v.stdout.toString(), /^LOCKED +\S+-r\d+-[0-9a-f]{4} /m, `${what}\n${describeRun(v)}`);
+      assert.match(v.stderr, /could not be decrypted with the identities given, so they were not checked \(nothing says they are damaged\)[\s\S]*--identity FILE/, `${what}\n${describeRun(v)}`);
+      assert.doesNotMatch(v.stderr, /do not rely|FAILED/, `${what}\n${describeRun(v)}`);
+    }
   });
 
   test('two backups into one bucket path at once both land, under different names', async () => {
@@ -273,6 +283,14 @@ describe('a directory store', () => {
     // The older, intact backup is still there to take.
     await ok(['restore', '--endpoints', target.url, '--from', store, '--backup', backups[0].name, '--overwrite']);
     assert.deepEqual(await content(dst), await content(src));
+
+    // One damaged and one that cannot be decrypted: each is called what it is.
+    await ok(['backup', '--endpoints', source.url, '--to', store, '--encrypt-to', key.recipient]);
+    const mixed = await cli(['verify', '--from', store, '--all']);
+    expectCode(mixed, 4, 'verify --all with a damaged and an undecryptable backup');
+    assert.match(mixed.stdout.toString(), /^LOCKED /m, describeRun(mixed));
+    assert.match(mixed.stderr, /1 of 3 backups in \S+ failed verification, and 1 could not be decrypted with the identities given \(not checked\)/, describeRun(mixed));
+    assert.match(mixed.stderr, /do not rely on the failed backups[\s\S]*--identity FILE/, describeRun(mixed));
   });
 
   test('a truncated object is refused', async () => {

@@ -1,7 +1,7 @@
 import { readCatalogue } from '../catalogue/catalogue';
 import { changeCatalogue, recoveryWindows, type RecoveryWindow } from '../changes/chain';
 import { SegmentFetcher } from '../changes/fetch-segment';
-import { ShieldError } from '../errors';
+import { EncryptionError, ShieldError } from '../errors';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
@@ -10,7 +10,12 @@ export interface ChangeLogReport {
   segments: number;
   events: number;
   /** Segments that cannot be read, decoded or do not say what their names say. */
-  failed: { key: string; message: string }[];
+  failed: {
+    key: string;
+    message: string;
+    /** It could not be decrypted with the identities given, so it was not checked (not known to be damaged). */
+    undecrypted: boolean;
+  }[];
   /** Places where no segment continues the one before (a gap, or a segment that failed). */
   breaks: { after: number; next: number }[];
   windows: RecoveryWindow[];
@@ -31,7 +36,7 @@ export async function verifyChanges(from: StoreRef, opts: StoreOptions & Pick<Op
         good.push(s);
       } catch (err) {
         if (!(err instanceof ShieldError) || err.kind === 'cancelled') throw err;
-        failed.push({ key: s.object.key, message: err.message });
+        failed.push({ key: s.object.key, message: err.message, undecrypted: err instanceof EncryptionError });
       }
     }
     const breaks: ChangeLogReport['breaks'] = [];

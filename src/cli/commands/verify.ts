@@ -1,6 +1,6 @@
 import { verify } from '../../api/verify';
 import { parseTime } from '../../catalogue/select';
-import { ArchiveError, UsageError } from '../../errors';
+import { ArchiveError, EncryptionError, type ShieldError, UsageError } from '../../errors';
 import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
 import { Progress } from '../progress';
@@ -57,6 +57,9 @@ export async function runVerify(opts: VerifyCommandOptions, ctx: RunContext): Pr
   printReport(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));
 }
 
+/** Not checked: it could not be decrypted with the identities given. */
+const LOCKED = 'LOCKED   ';
+
 /** Checks stored backups end to end; the exit code is 0 only if every one is intact. */
 async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.in) throw new UsageError('give either --in FILE or --from STORE, not both');
@@ -96,10 +99,10 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
     const lines = report.checks.map((c) =>
       c.ok
         ? `ok       ${c.backup.name}  revision ${c.archive?.revision}, ${c.archive?.keys} keys, ${c.archive?.leases} leases, ${humanBytes(c.backup.archive.size)} stored`
-        : `FAILED   ${c.backup.name}  ${c.error?.message}`,
+        : `${c.error instanceof EncryptionError ? LOCKED : 'FAILED   '}${c.backup.name}  ${c.error?.message}`,
     );
     for (const p of report.problems) lines.push(`FAILED   ${p.key}  ${p.message}`);
-    for (const p of changes.failed) lines.push(`FAILED   ${p.key}  ${p.message}`);
+    for (const p of changes.failed) lines.push(`${p.undecrypted ? LOCKED : 'FAILED   '}${p.key}  ${p.message}`);
     printReport(lines.join('\n'));
   }
   if (changes.segments) {
@@ -107,7 +110,27 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
     for (const b of changes.breaks) ctx.say(`note: no segment holds revisions ${b.after + 1} to ${b.next - 1} (a gap: restore cannot reach them)`);
   }
   if (failed) {
-    throw new ArchiveError(`${failed} of ${report.checks.length + report.problems.length + changes.segments} backups and change segments in ${report.store} failed verification`, 'do not rely on the failed backups; take a new backup and check the store');
+    const undecrypted = report.checks.filter((c) => c.error instanceof EncryptionError).length + changes.failed.filter((f) => f.undecrypted).length;
+    const things = changes.segments ? 'backups and change segments' : 'backups';
+    throw verifyFailure(`${report.checks.length + report.problems.length + changes.segments} ${things} in ${report.store}`, failed, undecrypted);
   }
   ctx.say(`verify done: ${report.checks.length} backup${report.checks.length === 1 ? '' : 's'} in ${report.store} intact`);
+}
+
+/**
+ * A backup that could not be decrypted is not known to be damaged: saying
+ * "do not rely on it" would send an operator who forgot --identity, or gave
+ * the wrong key, to throw good backups away.
+ */
+function verifyFailure(of: string, failed: number, locked: number): ShieldError {
+  const damaged = failed - locked;
+  const keyHint = 'give the age identity file of the recipient they were encrypted to (--identity FILE, repeatable) and run verify again';
+  if (damaged === 0) {
+    return new EncryptionError(`${locked} of ${of} could not be decrypted with the identities given, so they were not checked (nothing says they are damaged)`, keyHint);
+  }
+  const also = locked ? `, and ${locked} could not be decrypted with the identities given (not checked)` : '';
+  return new ArchiveError(
+    `${damaged} of ${of} failed verification${also}`,
+    `do not rely on the failed backups; take a new backup and check the store${locked ? `; for the others, ${keyHint}` : ''}`,
+  );
 }
