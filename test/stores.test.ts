@@ -158,8 +158,10 @@ describe('S3 with zstd and age', () => {
       const what = `verify --all ${given.length ? 'with the wrong identity' : 'without an identity'}`;
       expectCode(v, 4, what);
       assert.match(v.stdout.toString(), /^LOCKED +\S+-r\d+-[0-9a-f]{4} /m, `${what}\n${describeRun(v)}`);
-      assert.match(v.stderr, /could not be decrypted with the identities given, so they were not checked \(nothing says they are damaged\)[\s\S]*--identity FILE/, `${what}\n${describeRun(v)}`);
+      assert.match(v.stderr, /could not be decrypted with the identities given, so they were not checked[\s\S]*--identity FILE/, `${what}\n${describeRun(v)}`);
       assert.doesNotMatch(v.stderr, /do not rely|FAILED/, `${what}\n${describeRun(v)}`);
+      // With a key given, the manifest's sha256 shows the object intact: the key is what is wrong.
+      if (given.length) assert.match(v.stdout.toString(), /encrypted to other recipients \(its stored bytes match its manifest's sha256, so it is intact\)/, describeRun(v));
     }
   });
 
@@ -291,6 +293,26 @@ describe('a directory store', () => {
     assert.match(mixed.stdout.toString(), /^LOCKED /m, describeRun(mixed));
     assert.match(mixed.stderr, /1 of 3 backups in \S+ failed verification, and 1 could not be decrypted with the identities given \(not checked\)/, describeRun(mixed));
     assert.match(mixed.stderr, /do not rely on the failed backups[\s\S]*--identity FILE/, describeRun(mixed));
+  });
+
+  test('a damaged age recipient stanza is called damage, not a wrong key', async () => {
+    const store = path.join(tmp, 'dir-stanza');
+    await ok(['backup', '--endpoints', source.url, '--to', store, '--encrypt-to', key.recipient]);
+    const [m] = (await list(store)).backups;
+    const object = path.join(store, m.archive);
+    const bytes = fs.readFileSync(object);
+    // A byte inside the stanza's body: the right key no longer unwraps the file key, as a wrong key would not.
+    const body = bytes.indexOf('\n', bytes.indexOf('-> X25519')) + 3;
+    bytes[body] = bytes[body] === 0x41 ? 0x42 : 0x41;
+    fs.writeFileSync(object, bytes);
+    const v = await cli(['verify', '--from', store, '--identity', key.file]);
+    expectCode(v, 4, 'verify of a backup with a damaged stanza');
+    assert.match(v.stdout.toString(), /^FAILED .*does not match the sha256 in its manifest: it was altered or damaged in the store/m, describeRun(v));
+    assert.doesNotMatch(v.stdout.toString() + v.stderr, /LOCKED|other recipients/, describeRun(v));
+    const r = await cli(['restore', '--endpoints', target.url, '--from', store, '--identity', key.file]);
+    expectCode(r, 4, 'restore of a backup with a damaged stanza');
+    assert.match(r.stderr, /altered or damaged in the store/, describeRun(r));
+    assert.deepEqual(await content(dst), []);
   });
 
   test('a truncated object is refused', async () => {

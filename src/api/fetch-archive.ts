@@ -1,10 +1,12 @@
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveObserver, type ArchiveSummary, VerifyingStage } from '../archive/verify';
 import type { BackupEntry } from '../catalogue/catalogue';
 import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
 import { Digest } from '../pipeline/digest';
+import { OTHER_RECIPIENTS } from '../pipeline/encryption';
 import { openStored } from '../pipeline/stages';
 import type { ObjectStore } from '../store/types';
 
@@ -47,14 +49,42 @@ export async function fetchArchive(
     await pipeline(plain, verifier, createWriteStream(path, { mode: 0o600 }), { signal });
   } catch (err) {
     if (signal?.aborted) throw new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
+    if (err instanceof EncryptionError) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
   }
+  const altered = unlike(m, digest, where);
+  if (altered) throw altered;
+  return { path, verified: verifier.summary() };
+}
+
+/** Why the stored bytes are not the ones the manifest describes, if they are not. */
+function unlike(m: BackupEntry['manifest'], digest: Digest, where: string): ArchiveError | undefined {
   if (digest.bytes !== m.storedBytes) {
-    throw new ArchiveError(`the archive of backup ${where} is ${digest.bytes} bytes, but its manifest says ${m.storedBytes}: the download ended early or the object was changed`);
+    return new ArchiveError(`the archive of backup ${where} is ${digest.bytes} bytes, but its manifest says ${m.storedBytes}: the download ended early or the object was changed`);
   }
   if (digest.sha256() !== m.storedSha256) {
-    throw new ArchiveError(`the archive of backup ${where} does not match the sha256 in its manifest: it was altered or damaged in the store`);
+    return new ArchiveError(`the archive of backup ${where} does not match the sha256 in its manifest: it was altered or damaged in the store`);
   }
-  return { path, verified: verifier.summary() };
+  return undefined;
+}
+
+/**
+ * A key that fits no recipient stanza, and a damaged stanza, fail alike.
+ * The manifest's sha256 tells them apart: the object is read again to the
+ * end (the failed pass stopped at the header), which costs a download on
+ * this path only, so that a damaged backup is not blamed on the key, nor
+ * a wrong key on the backup.
+ */
+async function keyOrDamage(store: ObjectStore, b: BackupEntry, where: string, err: EncryptionError, signal?: AbortSignal): Promise<ShieldError> {
+  // Without identities nothing was read: the error says to give one.
+  if (!/none of the given identities/.test(err.message)) return err;
+  const digest = new Digest();
+  try {
+    await pipeline(await store.read(b.archive.key, signal), digest, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });
+  } catch {
+    if (signal?.aborted) return new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
+    return err;
+  }
+  return unlike(b.manifest, digest, where) ?? new EncryptionError(`none of the given identities can decrypt backup ${where}: ${OTHER_RECIPIENTS} (its stored bytes match its manifest's sha256, so it is intact)`, err.hint);
 }

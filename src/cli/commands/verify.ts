@@ -126,7 +126,7 @@ function verifyFailure(of: string, failed: number, locked: number): ShieldError 
   const damaged = failed - locked;
   const keyHint = 'give the age identity file of the recipient they were encrypted to (--identity FILE, repeatable) and run verify again';
   if (damaged === 0) {
-    return new EncryptionError(`${locked} of ${of} could not be decrypted with the identities given, so they were not checked (nothing says they are damaged)`, keyHint);
+    return new EncryptionError(`${locked} of ${of} could not be decrypted with the identities given, so they were not checked`, keyHint);
   }
   const also = locked ? `, and ${locked} could not be decrypted with the identities given (not checked)` : '';
   return new ArchiveError(
