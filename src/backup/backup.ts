@@ -106,7 +106,7 @@ class LeaseReader {
       const r = await this.conn.client.leaseClient.leaseTimeToLive({ ID: id, keys: false });
       return { id, grantedTtl: r.grantedTTL, remainingTtl: r.TTL };
     } catch (err) {
-      throw explainEtcdError(err, { config: this.conn.config, action: `read lease ${id} of` });
+      throw explainEtcdError(err, { config: this.conn.config, action: `read lease ${id}`, object: '' });
     }
   }
 }

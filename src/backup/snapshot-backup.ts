@@ -51,7 +51,7 @@ export async function pickMember(config: Config, asked: string | undefined, warn
       return { member: { endpoint, memberId: status.memberId, leader: status.leaderId === status.memberId }, client };
     } catch (err) {
       client.close();
-      const explained = explainEtcdError(err, { config: { ...config, endpoints: [endpoint] }, action: 'read the status of' });
+      const explained = explainEtcdError(err, { config: { ...config, endpoints: [endpoint] }, action: 'read the status of', object: 'the member' });
       // Users and passwords are the cluster's: one member refusing them means all would.
       if (explained instanceof AuthError) throw explained;
       problems.push(explained.message);
@@ -77,7 +77,7 @@ export async function streamSnapshot(
   sink: Sink,
   opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
 ): Promise<SnapshotStreamResult> {
-  const ctx = { config: { ...config, endpoints: [member.endpoint] }, action: 'stream a snapshot from' };
+  const ctx = { config: { ...config, endpoints: [member.endpoint] }, action: 'stream a snapshot from', object: 'the member' };
   const check = new TrailerCheck();
   let revision: string | null = null;
   let stream: Readable | undefined;

@@ -16,6 +16,8 @@ export interface ErrorContext {
   /** What we were doing, e.g. "read", "write", "delete". */
   action: string;
   prefix?: string;
+  /** What the action was done to, when not keys: "the member", or "" for none ("connect"). Default: the prefix's keys, or the whole keyspace. */
+  object?: string;
 }
 
 function certName(pem: string | undefined): string {
@@ -49,7 +51,9 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
   const where = config.endpoints.join(', ');
   const cn = certUser(config);
   const user = config.username !== undefined ? `user "${config.username}"` : cn ? `user "${cn}" (the client certificate's common name)` : 'the client';
-  const scope = ctx.prefix ? `keys under prefix ${JSON.stringify(ctx.prefix)}` : 'the whole keyspace';
+  const scope = ctx.object ?? (ctx.prefix ? `keys under prefix ${JSON.stringify(ctx.prefix)}` : 'the whole keyspace');
+  // "read keys under prefix "/a"", "read the status of the member", "connect".
+  const doing = scope ? `${ctx.action} ${scope}` : ctx.action;
   const detail = shortGrpcMessage(message);
 
   // TLS first: these arrive as "unavailable" errors but never heal by retrying.
@@ -138,7 +142,7 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
   }
   if (err instanceof EtcdPermissionDeniedError || /permission denied/.test(message)) {
     return new PermissionError(
-      `etcd refused to let ${user} ${ctx.action} ${scope}: permission denied`,
+      `etcd refused to let ${user} ${doing}: permission denied`,
       `grant the user's role ${ctx.action === 'read' ? 'read' : 'readwrite'} on that prefix (etcdctl role grant-permission --prefix ROLE ${ctx.action === 'read' ? 'read' : 'readwrite'} PREFIX)`,
       { cause: err },
     );
@@ -159,14 +163,14 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
   }
   if (isOverloaded(err)) {
     return new EtcdError(
-      `etcd at ${where} is overloaded and refused to ${ctx.action} ${scope} (${detail}): more than 5000 of its committed entries are waiting to be applied`,
+      `etcd at ${where} is overloaded and refused to ${doing} (${detail}): more than 5000 of its committed entries are waiting to be applied`,
       'wait until etcd catches up (a defragmentation or a burst of writes by other clients is the usual cause), then run the same command again',
       { cause: err },
     );
   }
   if (/etcdserver: (no leader|leader changed|request timed out|unhealthy cluster|server stopped)/.test(message)) {
     return new ConnectionError(
-      `etcd at ${where} could not ${ctx.action} ${scope}: the cluster has no working leader (${detail})`,
+      `etcd at ${where} could not ${doing}: the cluster has no working leader (${detail})`,
       'check that a majority of the members are running and can reach each other (etcdctl endpoint status --cluster)',
       { cause: err },
     );
@@ -178,11 +182,11 @@ export function explainEtcdError(err: unknown, ctx: ErrorContext): ShieldError {
     const maybeTls = !config.secure && !deadline && !/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(message) ? '; if etcd serves TLS, write https://' : '';
     return new ConnectionError(
       deadline
-        ? `no answer from etcd at ${where} within ${config.timeoutMs / 1000} s while trying to ${ctx.action} (${detail})`
-        : `cannot reach etcd at ${where} while trying to ${ctx.action} (${detail}${maybeTls})`,
+        ? `no answer from etcd at ${where} within ${config.timeoutMs / 1000} s while trying to ${doing} (${detail})`
+        : `cannot reach etcd at ${where} while trying to ${doing} (${detail}${maybeTls})`,
       `check that etcd is running and reachable on those addresses${plainHint}; raise timeout if the cluster is slow`,
       { cause: err },
     );
   }
-  return new EtcdError(`etcd at ${where} failed to ${ctx.action}: ${detail}`, undefined, { cause: err });
+  return new EtcdError(`etcd at ${where} failed to ${doing}: ${detail}`, undefined, { cause: err });
 }

@@ -110,7 +110,7 @@ export async function probeCluster(config: Config, warn?: (message: string) => v
       await conn.client.cluster.memberList({});
       lines.push({ name: 'identity', status: 'ok', message: describeIdentity(config) });
     } catch (err) {
-      lines.push({ name: 'identity', status: 'fail', message: explainEtcdError(err, { config, action: 'log in to' }).message });
+      lines.push({ name: 'identity', status: 'fail', message: explainEtcdError(err, { config, action: 'log in', object: '' }).message });
       return lines;
     }
 

@@ -18,7 +18,7 @@ export async function endpointStatuses(config: Config, warn?: (message: string) 
       try {
         return { endpoint, status: await one.client.maintenance.status() };
       } catch (err) {
-        return { endpoint, error: explainEtcdError(err, { config: { ...anonymous, endpoints: [endpoint] }, action: 'connect' }) };
+        return { endpoint, error: explainEtcdError(err, { config: { ...anonymous, endpoints: [endpoint] }, action: 'connect', object: '' }) };
       } finally {
         one.close();
       }
