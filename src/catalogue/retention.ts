@@ -30,7 +30,8 @@ export interface RetentionDecision {
 export function applyRetention(backups: readonly BackupEntry[], rules: KeepRules): RetentionDecision[] {
   const active = KEEP_RULES.filter((r) => (rules[r] ?? 0) > 0);
   if (active.length === 0) {
-    throw new UsageError('no retention rule given, so nothing would be kept', 'give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly');
+    // Refused rather than run: prune would delete every backup but the newest.
+    throw new UsageError('no keep rule given: prune would delete every backup but the newest', `give at least one of ${KEEP_RULES.map((r) => `--keep-${r} N`).join(', ')}`);
   }
   for (const r of KEEP_RULES) {
     const n = rules[r];
