@@ -207,9 +207,25 @@ describe('logs', () => {
 
 describe('verify schedule', () => {
   test('checks the stored backups end to end with the identity; a damaged archive fails the verify run, named', async () => {
-    const s = await serve((port) => yaml(port, [job('checked', ['to: ./stores/checked', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"'])]));
-    const backup = await s.waitForLog((l) => l.event === 'end' && l.kind === 'backup' && l.status === 'succeeded', 'the start-up backup');
-    const good = await s.waitForLog((l) => l.event === 'end' && l.kind === 'verify' && l.time > backup.time, 'a verify run after the backup');
+    execFileSync('age-keygen', ['-o', join(dir, 'other-key.txt')], { stdio: 'ignore' });
+    const s = await serve((port) =>
+      yaml(port, [
+        job('checked', ['to: ./stores/checked', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"']),
+        // An identity that is not the recipient's: the backups are fine, the key is wrong.
+        job('wrongkey', ['to: ./stores/wrongkey', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: other-key.txt', 'verify: "*/2 * * * * *"']),
+      ]),
+    );
+    const backup = await s.waitForLog((l) => l.event === 'end' && l.job === 'checked' && l.kind === 'backup' && l.status === 'succeeded', 'the start-up backup');
+    const wrongKeyBackup = await s.waitForLog((l) => l.event === 'end' && l.job === 'wrongkey' && l.kind === 'backup' && l.status === 'succeeded', 'the other job\'s start-up backup');
+    const locked = await s.waitForLog((l) => l.event === 'end' && l.job === 'wrongkey' && l.kind === 'verify' && l.time > wrongKeyBackup.time, 'a verify run with the wrong identity');
+    assert.equal(locked.status, 'failed', JSON.stringify(locked));
+    assert.equal(locked.damaged, 0, 'a wrong key is not damage');
+    assert.equal(locked.undecrypted, 1, JSON.stringify(locked));
+    assert.equal(locked.error?.kind, 'encryption', JSON.stringify(locked));
+    assert.match(locked.error!.message, /1 of 1 backups could not be decrypted with the job's identity_file, so they were not checked; first: .*so it is intact/);
+    assert.match(locked.error!.hint, /identity_file/);
+
+    const good = await s.waitForLog((l) => l.event === 'end' && l.job === 'checked' && l.kind === 'verify' && l.time > backup.time, 'a verify run after the backup');
     assert.equal(good.status, 'succeeded', JSON.stringify(good));
     assert.equal(good.checked, 1);
     assert.equal(good.damaged, 0);
@@ -221,7 +237,7 @@ describe('verify schedule', () => {
     writeFileSync(join(store, archive), bytes);
     const flipped = new Date().toISOString();
     assert.ok(runEnds(s, 'checked', 'verify').every((l) => l.status === 'succeeded'), 'every verify before the damage passed');
-    const bad = await s.waitForLog((l) => l.event === 'end' && l.kind === 'verify' && l.time > flipped && l.status === 'failed', 'a verify run that sees the damage', 15_000);
+    const bad = await s.waitForLog((l) => l.event === 'end' && l.job === 'checked' && l.kind === 'verify' && l.time > flipped && l.status === 'failed', 'a verify run that sees the damage', 15_000);
     assert.equal(bad.status, 'failed', JSON.stringify(bad));
     assert.equal(bad.damaged, 1);
     assert.equal(bad.error?.kind, 'archive');

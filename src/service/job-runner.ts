@@ -1,10 +1,10 @@
 import { backupToStore } from '../api/backup-to-store';
 import { listBackups, pruneStore } from '../api/catalogue';
 import { verifyStore } from '../api/verify-store';
-import { asShieldError, StoreError } from '../errors';
+import { asShieldError, EncryptionError, StoreError } from '../errors';
 import type { ObjectStore } from '../store/types';
 import type { ServiceJob } from './config';
-import type { RunView } from './types';
+import type { RunError, RunView } from './types';
 
 export type RunOutcome = Partial<RunView>;
 
@@ -46,12 +46,30 @@ export async function countBackups(store: ObjectStore, signal?: AbortSignal): Pr
  */
 export async function verifyJob(store: ObjectStore, identities: string[], signal: AbortSignal): Promise<RunOutcome & { ok: boolean; firstError?: string }> {
   const report = await verifyStore(store, { all: true, identities, signal });
-  const damaged = report.checks.filter((c) => !c.ok);
-  const first = damaged[0];
+  // A backup the identity cannot open is a key problem, not damage: an alert on damage must not fire for it.
+  const locked = report.checks.filter((c) => c.error instanceof EncryptionError);
+  const damaged = report.checks.filter((c) => !c.ok && !(c.error instanceof EncryptionError));
+  const first = damaged[0] ?? locked[0];
   return {
     checked: report.checks.length,
     damaged: damaged.length + report.problems.length,
+    undecrypted: locked.length,
     ok: report.ok,
-    firstError: first ? `${first.backup.name}: ${first.error?.message}` : report.problems[0] ? `${report.problems[0].key}: ${report.problems[0].message}` : undefined,
+    firstError: damaged.length === 0 && report.problems[0] ? `${report.problems[0].key}: ${report.problems[0].message}` : first ? `${first.backup.name}: ${first.error?.message}` : undefined,
+  };
+}
+
+/** Why a verify run failed: damage (restore from a backup that passed), or an identity that opens none (fix identity_file). */
+export function verifyRunError(counts: { checked?: number; damaged?: number; undecrypted?: number }, firstError?: string): RunError {
+  const { checked = 0, damaged = 0, undecrypted = 0 } = counts;
+  const keyHint = "set identity_file to the age identity of one of the job's recipients (encrypt_to)";
+  if (damaged === 0) {
+    return { kind: 'encryption', message: `${undecrypted} of ${checked} backups could not be decrypted with the job's identity_file, so they were not checked; first: ${firstError}`, hint: keyHint };
+  }
+  const also = undecrypted ? `, and ${undecrypted} could not be decrypted with the job's identity_file` : '';
+  return {
+    kind: 'archive',
+    message: `${damaged} of ${checked} backups failed the check${also}; first: ${firstError}`,
+    hint: `run \`etcd-shield verify --from STORE --all\` to see each one; restore from one that passed${undecrypted ? `; and ${keyHint}` : ''}`,
   };
 }

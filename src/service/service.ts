@@ -7,7 +7,7 @@ import { openStore, type S3Settings } from '../store/open';
 import type { ObjectStore } from '../store/types';
 import type { ServiceConfig, ServiceJob } from './config';
 import { JobChangeLog } from './change-log';
-import { backupJob, countBackups, verifyJob } from './job-runner';
+import { backupJob, countBackups, verifyJob, verifyRunError } from './job-runner';
 import { errorView, JobState, periodMs } from './job-state';
 import type { Logger } from './log';
 import type { Role } from './role';
@@ -255,7 +255,7 @@ export class Service implements ServiceControl {
       } else {
         const outcome = await verifyJob(e.store, e.identities, signal);
         const { ok, firstError, ...counts } = outcome;
-        const error = ok ? undefined : { kind: 'archive', message: `${counts.damaged} of ${counts.checked} backups failed the check; first: ${firstError}`, hint: 'run `etcd-shield verify --from STORE --all` to see each one; restore from one that passed' };
+        const error = ok ? undefined : verifyRunError(counts, firstError);
         e.state.finish(run, { ...counts, status: ok ? 'succeeded' : 'failed', error });
         counted = counts.checked;
       }
@@ -266,7 +266,7 @@ export class Service implements ServiceControl {
     }
     if (counted === undefined) await this.#recount(e, 'after run');
     else e.state.backupsKept = counted;
-    const fields = { event: 'end', status: run.status, durationSeconds: run.durationSeconds, backup: run.backup, keys: run.keys, bytes: run.bytes, revision: run.revision, pruned: run.pruned, checked: run.checked, damaged: run.damaged, error: run.error };
+    const fields = { event: 'end', status: run.status, durationSeconds: run.durationSeconds, backup: run.backup, keys: run.keys, bytes: run.bytes, revision: run.revision, pruned: run.pruned, checked: run.checked, damaged: run.damaged, undecrypted: run.undecrypted, error: run.error };
     if (run.status === 'succeeded') log.info(fields, `${run.kind} of job "${e.job.name}" succeeded in ${run.durationSeconds?.toFixed(1)} s`);
     else log.error(fields, `${run.kind} of job "${e.job.name}" ${run.status}: ${run.error?.message} (${run.error?.hint})`);
   }

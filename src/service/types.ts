@@ -42,6 +42,8 @@ export interface RunView {
   /** A verify run: backups checked, and how many were damaged. */
   checked?: number;
   damaged?: number;
+  /** A verify run: backups the job's identity could not decrypt (not checked; not counted as damaged). */
+  undecrypted?: number;
   /** A skipped run: why (the job was still running). */
   reason?: string;
   error?: RunError;
