@@ -6,7 +6,7 @@ import { type ArchiveObserver, type ArchiveSummary, VerifyingStage } from '../ar
 import type { BackupEntry } from '../catalogue/catalogue';
 import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
 import { Digest } from '../pipeline/digest';
-import { OTHER_RECIPIENTS } from '../pipeline/encryption';
+import { NoIdentityMatched, OTHER_RECIPIENTS } from '../pipeline/encryption';
 import { openStored } from '../pipeline/stages';
 import type { ObjectStore } from '../store/types';
 
@@ -49,7 +49,7 @@ export async function fetchArchive(
     await pipeline(plain, verifier, createWriteStream(path, { mode: 0o600 }), { signal });
   } catch (err) {
     if (signal?.aborted) throw new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
-    if (err instanceof EncryptionError) throw await keyOrDamage(store, b, where, err, signal);
+    if (err instanceof NoIdentityMatched) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
   }
@@ -76,9 +76,7 @@ function unlike(m: BackupEntry['manifest'], digest: Digest, where: string): Arch
  * this path only, so that a damaged backup is not blamed on the key, nor
  * a wrong key on the backup.
  */
-async function keyOrDamage(store: ObjectStore, b: BackupEntry, where: string, err: EncryptionError, signal?: AbortSignal): Promise<ShieldError> {
-  // Without identities nothing was read: the error says to give one.
-  if (!/none of the given identities/.test(err.message)) return err;
+async function keyOrDamage(store: ObjectStore, b: BackupEntry, where: string, err: NoIdentityMatched, signal?: AbortSignal): Promise<ShieldError> {
   const digest = new Digest();
   try {
     await pipeline(await store.read(b.archive.key, signal), digest, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });

@@ -138,6 +138,12 @@ export function encryptor(recipients: string[]): Duplex {
   return new PayloadSealer(header);
 }
 
+/** What a key that fits none of the stanzas means, when the header is intact. */
+export const OTHER_RECIPIENTS = 'it was encrypted to other recipients';
+
+/** Identities were given and none unwrapped the file key: a wrong key, or a damaged stanza. */
+export class NoIdentityMatched extends EncryptionError {}
+
 /**
  * A stage that decrypts `name` (used in messages). No identity that matches
  * fails with an EncryptionError; a damaged or truncated file with an
@@ -145,9 +151,6 @@ export function encryptor(recipients: string[]): Duplex {
  * another key, so the message names both (a store's fetch tells them
  * apart by the manifest's sha256).
  */
-/** What a key that fits none of the stanzas means, when the header is intact. */
-export const OTHER_RECIPIENTS = 'it was encrypted to other recipients';
-
 export function decryptor(identities: string[], name: string): Duplex {
   if (identities.length === 0) throw new EncryptionError(`${name} is encrypted with age; give --identity FILE`);
   const { Decrypter } = loadAge();
@@ -166,7 +169,7 @@ export function decryptor(identities: string[], name: string): Duplex {
         return await decrypter.decryptHeader(header);
       } catch (err) {
         const why = (err as Error).message;
-        if (/no identity matched/.test(why)) throw new EncryptionError(`none of the given identities can decrypt ${name}: ${OTHER_RECIPIENTS}, or its age header is damaged`);
+        if (/no identity matched/.test(why)) throw new NoIdentityMatched(`none of the given identities can decrypt ${name}: ${OTHER_RECIPIENTS}, or its age header is damaged`);
         throw headerDamaged(why, err);
       }
     },
