@@ -315,6 +315,15 @@ describe('a directory store', () => {
     assert.deepEqual(await content(dst), []);
   });
 
+  test('list of a store that holds nothing of ours says so, beside the count', async () => {
+    const empty = path.join(tmp, 'dir-empty');
+    fs.mkdirSync(empty);
+    fs.writeFileSync(path.join(empty, 'README.txt'), 'not a backup');
+    const r = await ok(['list', '--from', empty]);
+    assert.equal(r.stdout.length, 0, describeRun(r));
+    assert.match(r.stderr, /^0 complete backups in file:\/\/\S+dir-empty\nnote: nothing etcd-shield wrote is under file:\/\/\S+dir-empty; check the path/m, describeRun(r));
+  });
+
   test('a truncated object is refused', async () => {
     const store = path.join(tmp, 'dir-trunc');
     await ok(['backup', '--endpoints', source.url, '--to', store]);

@@ -26,6 +26,10 @@ export async function runList(from: string, opts: StoreFlags & { json?: boolean 
     for (const g of cat.changes.gaps) ctx.say(`gap: ${g} (changes were compacted away before they were recorded; a window ends there)`);
     if (cat.incomplete.length) ctx.say(`note: ${cat.incomplete.length} incomplete archive(s) without a manifest (failed or running backups; prune removes them after a day)`);
     for (const p of cat.problems) ctx.say(`warning: ${p.message}`);
+    // Usually a mistyped path: say so rather than just "0 backups".
+    if (!cat.backups.length && !cat.incomplete.length && !cat.changes.segments && !cat.problems.length) {
+      ctx.say(`note: nothing etcd-shield wrote is under ${cat.store}; check the path (each cluster and prefix has its own, as given to backup --to)`);
+    }
   }
 }
 
