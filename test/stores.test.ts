@@ -163,6 +163,10 @@ describe('S3 with zstd and age', () => {
       // With a key given, the manifest's sha256 shows the object intact: the key is what is wrong.
       if (given.length) assert.match(v.stdout.toString(), /encrypted to other recipients \(its stored bytes match its manifest's sha256, so it is intact\)/, describeRun(v));
     }
+    const json = await cli(['verify', '--from', url, '--all', '--json', ...s3Args()]);
+    expectCode(json, 4, 'verify --all --json without an identity');
+    const report = JSON.parse(json.stdout.toString()) as { backups: { ok: boolean; undecrypted?: boolean }[] };
+    assert.ok(report.backups.length > 0 && report.backups.every((b) => !b.ok && b.undecrypted === true), describeRun(json));
   });
 
   test('two backups into one bucket path at once both land, under different names', async () => {

@@ -87,7 +87,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
         {
           store: report.store,
           ok: report.ok,
-          backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint } : {}) })),
+          backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint, undecrypted: c.error instanceof EncryptionError } : {}) })),
           problems: report.problems,
           changes: { segments: changes.segments, events: changes.events, failed: changes.failed, breaks: changes.breaks, windows: changes.windows },
         },
