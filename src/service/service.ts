@@ -1,7 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { Cron } from 'croner';
 import { listBackups, type StoreListing } from '../api/catalogue';
 import { asShieldError, CancelledError, ConfigError, JobBusyError, NotFoundError, ShieldError } from '../errors';
+import { makeDirectory } from '../io/make-directory';
 import { readIdentityFile } from '../pipeline/encryption';
 import { openStore, type S3Settings } from '../store/open';
 import type { ObjectStore } from '../store/types';
@@ -64,7 +64,7 @@ export class Service implements ServiceControl {
       // A directory store that does not exist yet is made now, so readiness and listing work before the first backup.
       const where = job.store;
       if (where.kind === 'dir') {
-        await mkdir(where.path, { recursive: true }).catch((err: Error) => opts.logger.warn({ event: 'store', job: job.name }, `job "${job.name}": cannot create the directory ${where.path}: ${err.message}`));
+        await makeDirectory(where.path).catch((err: Error) => opts.logger.warn({ event: 'store', job: job.name }, `job "${job.name}": cannot create the directory ${where.path}: ${err.message}`));
       }
       const store = openStore(where.kind === 'dir' ? where.path : job.to, { cwd: '/', s3: opts.s3 });
       const entry: Entry = { job, state: new JobState(job, started), store, identities, crons: [] };

@@ -1,5 +1,5 @@
 import { closeSync, createWriteStream, writeFile as writeFileCb, type WriteStream } from 'node:fs';
-import { mkdir, open, opendir, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, opendir, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { FileError, NotFoundError, ShieldError, StoreError } from '../errors';
 import { PartFile } from '../io/part-file';
+import { makeDirectory } from '../io/make-directory';
 import { checkKey, keyProblem } from './keys';
 import { bodyFailure, cancelled, guarded, messageOf, readAtMost, tooLarge } from './streams';
 import type { ObjectStore, StoredObject } from './types';
@@ -155,7 +156,7 @@ export class DirectoryStore implements ObjectStore {
 
   private async openPart(key: string): Promise<PartFile> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      await makeDirectory(this.dir);
     } catch (err) {
       throw new StoreError(`cannot create the directory of ${this.url}: ${messageOf(err)}`, 'check the path and the permissions of its parent directories', { cause: err });
     }
