@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { describeRun, expectCode, runCli, type CliResult } from './cli';
+import { assertNoCrash, describeRun, expectCode, runCli, type CliResult } from './cli';
 import { putMany } from './etcd-data';
 import { startEtcd, type EtcdCluster } from './harness';
 import type { VerifySummary } from 'etcd-shield';
@@ -606,11 +606,15 @@ describe('verify, files and formats', () => {
       ['empty input', ['verify', '--json'], Buffer.alloc(0)],
       ['not an archive', ['verify'], b('hello world\n')],
       ['missing file', ['verify', '--in', path.join(tmp, 'no-such-file')], Buffer.alloc(0)],
+      ['a directory', ['verify', '--in', tmp], Buffer.alloc(0)],
     ] as [string, string[], Buffer][]) {
       const r = await runCli(args, { input });
       expectCode(r, 4, `verify of ${name}`);
       assert.notEqual(r.stderr.trim(), '', `${name}: says why`);
+      assertNoCrash(r, `verify of ${name}`);
     }
+    const dir = await runCli(['verify', '--in', tmp]);
+    assert.match(dir.stderr, /is a directory, not an archive or snapshot file[\s\S]*--from /, describeRun(dir));
   });
 
   test('backup --out FILE; restore from --in FILE and from stdin give the same keyspace', async () => {

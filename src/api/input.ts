@@ -1,4 +1,5 @@
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
+import { FileError } from '../errors';
 import type { Readable } from 'node:stream';
 import { spool } from '../io/spool';
 import { withTempDir } from '../io/tempdir';
@@ -23,11 +24,23 @@ export async function withArchiveFile<T>(
 ): Promise<T> {
   const label = isFile(input) ? input.file : (name ?? 'the input stream');
   if (isFile(input)) {
+    refuseDirectory(input.file);
     const form = detectStoredForm(readHead(input.file));
     if (form.compression === 'none' && !form.encrypted) return fn(input.file);
   }
   const stream = isFile(input) ? createReadStream(input.file) : (input as Readable);
   return withTempDir(async (dir) => fn(await spool(await openStored(stream, { identities, name: label }), label, dir, signal)));
+}
+
+/** A directory given as --in is most likely a directory store, meant for --from. */
+function refuseDirectory(path: string): void {
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch {
+    return; // the archive reader reports a missing or unreadable file, as for any archive
+  }
+  if (dir) throw new FileError(`${path} is a directory, not an archive or snapshot file`, `give the path of a file to --in, or read a directory store with --from ${path}`);
 }
 
 function readHead(path: string): Buffer {
