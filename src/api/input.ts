@@ -1,6 +1,6 @@
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
-import { FileError } from '../errors';
 import type { Readable } from 'node:stream';
+import { FileError } from '../errors';
 import { spool } from '../io/spool';
 import { withTempDir } from '../io/tempdir';
 import { detectStoredForm, openStored } from '../pipeline/stages';
