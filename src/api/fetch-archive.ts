@@ -48,7 +48,7 @@ export async function fetchArchive(
     const plain = await openStored(raw.pipe(digest), { identities, name: `backup ${where}`, form: { compression: m.compression, encrypted: m.encryption.type === 'age' } });
     await pipeline(plain, verifier, createWriteStream(path, { mode: 0o600 }), { signal });
   } catch (err) {
-    if (signal?.aborted) throw new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
+    if (signal?.aborted) throw stopped(where);
     if (err instanceof NoIdentityMatched) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
@@ -57,6 +57,8 @@ export async function fetchArchive(
   if (altered) throw altered;
   return { path, verified: verifier.summary() };
 }
+
+const stopped = (where: string) => new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
 
 /** Why the stored bytes are not the ones the manifest describes, if they are not. */
 function unlike(m: BackupEntry['manifest'], digest: Digest, where: string): ArchiveError | undefined {
@@ -81,7 +83,7 @@ async function keyOrDamage(store: ObjectStore, b: BackupEntry, where: string, er
   try {
     await pipeline(await store.read(b.archive.key, signal), digest, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });
   } catch {
-    if (signal?.aborted) return new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
+    if (signal?.aborted) return stopped(where);
     return err;
   }
   return unlike(b.manifest, digest, where) ?? new EncryptionError(`none of the given identities can decrypt backup ${where}: ${OTHER_RECIPIENTS} (its stored bytes match its manifest's sha256, so it is intact)`, err.hint);

@@ -2,7 +2,7 @@ import { verifyArchive } from '../archive/verify';
 import { type BackupEntry, type Catalogue, readCatalogue } from '../catalogue/catalogue';
 import type { Manifest } from '../catalogue/manifest';
 import { selectBackup, type Selector } from '../catalogue/select';
-import { ArchiveError, asShieldError, CancelledError, type ShieldError } from '../errors';
+import { ArchiveError, asShieldError, CancelledError, EncryptionError, type ShieldError } from '../errors';
 import { withTempDir } from '../io/tempdir';
 import { fetchArchive } from './fetch-archive';
 import type { OperationOptions } from './options';
@@ -18,6 +18,8 @@ export interface StoreVerifyOptions extends Pick<OperationOptions, 'signal' | 'o
 export interface BackupCheck {
   backup: BackupEntry;
   ok: boolean;
+  /** It could not be decrypted with the identities given, so it was not checked (not known to be damaged). */
+  undecrypted: boolean;
   /** What the archive holds, when it could be read to the end. */
   archive?: VerifySummary;
   error?: ShieldError;
@@ -49,10 +51,11 @@ export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {})
           return summarize(verified ?? (await verifyArchive(path, '', opts.signal)));
         });
         agrees(backup.manifest, archive);
-        checks.push({ backup, ok: true, archive });
+        checks.push({ backup, ok: true, undecrypted: false, archive });
       } catch (err) {
         if (err instanceof CancelledError || opts.signal?.aborted) throw err;
-        checks.push({ backup, ok: false, error: asShieldError(err) });
+        const error = asShieldError(err);
+        checks.push({ backup, ok: false, undecrypted: error instanceof EncryptionError, error });
       }
     }
     opts.onProgress?.({ phase: 'verify', done: chosen.length, total: chosen.length });

@@ -1,7 +1,7 @@
 import { backupToStore } from '../api/backup-to-store';
 import { listBackups, pruneStore } from '../api/catalogue';
 import { verifyStore } from '../api/verify-store';
-import { asShieldError, EncryptionError, StoreError } from '../errors';
+import { asShieldError, StoreError } from '../errors';
 import type { ObjectStore } from '../store/types';
 import type { ServiceJob } from './config';
 import type { RunError, RunView } from './types';
@@ -47,15 +47,17 @@ export async function countBackups(store: ObjectStore, signal?: AbortSignal): Pr
 export async function verifyJob(store: ObjectStore, identities: string[], signal: AbortSignal): Promise<RunOutcome & { ok: boolean; firstError?: string }> {
   const report = await verifyStore(store, { all: true, identities, signal });
   // A backup the identity cannot open is a key problem, not damage: an alert on damage must not fire for it.
-  const locked = report.checks.filter((c) => c.error instanceof EncryptionError);
-  const damaged = report.checks.filter((c) => !c.ok && !(c.error instanceof EncryptionError));
-  const first = damaged[0] ?? locked[0];
+  const locked = report.checks.filter((c) => c.undecrypted);
+  const damaged = report.checks.filter((c) => !c.ok && !c.undecrypted);
+  const named = (c: (typeof report.checks)[number] | undefined) => c && `${c.backup.name}: ${c.error?.message}`;
+  const problem = report.problems[0] && `${report.problems[0].key}: ${report.problems[0].message}`;
   return {
     checked: report.checks.length,
     damaged: damaged.length + report.problems.length,
     undecrypted: locked.length,
     ok: report.ok,
-    firstError: damaged.length === 0 && report.problems[0] ? `${report.problems[0].key}: ${report.problems[0].message}` : first ? `${first.backup.name}: ${first.error?.message}` : undefined,
+    // Damage first, then an unreadable manifest, then a backup the key did not open.
+    firstError: named(damaged[0]) ?? problem ?? named(locked[0]),
   };
 }
 

@@ -87,7 +87,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
         {
           store: report.store,
           ok: report.ok,
-          backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint, undecrypted: c.error instanceof EncryptionError } : {}) })),
+          backups: report.checks.map((c) => ({ name: c.backup.name, ok: c.ok, ...(c.archive ? { archive: c.archive } : {}), ...(c.error ? { error: c.error.message, hint: c.error.hint, undecrypted: c.undecrypted } : {}) })),
           problems: report.problems,
           changes: { segments: changes.segments, events: changes.events, failed: changes.failed, breaks: changes.breaks, windows: changes.windows },
         },
@@ -99,7 +99,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
     const lines = report.checks.map((c) =>
       c.ok
         ? `ok       ${c.backup.name}  revision ${c.archive?.revision}, ${c.archive?.keys} keys, ${c.archive?.leases} leases, ${humanBytes(c.backup.archive.size)} stored`
-        : `${c.error instanceof EncryptionError ? LOCKED : 'FAILED   '}${c.backup.name}  ${c.error?.message}`,
+        : `${c.undecrypted ? LOCKED : 'FAILED   '}${c.backup.name}  ${c.error?.message}`,
     );
     for (const p of report.problems) lines.push(`FAILED   ${p.key}  ${p.message}`);
     for (const p of changes.failed) lines.push(`${p.undecrypted ? LOCKED : 'FAILED   '}${p.key}  ${p.message}`);
@@ -110,7 +110,7 @@ async function runStoreVerify(from: string, opts: VerifyCommandOptions, ctx: Run
     for (const b of changes.breaks) ctx.say(`note: no segment holds revisions ${b.after + 1} to ${b.next - 1} (a gap: restore cannot reach them)`);
   }
   if (failed) {
-    const undecrypted = report.checks.filter((c) => c.error instanceof EncryptionError).length + changes.failed.filter((f) => f.undecrypted).length;
+    const undecrypted = report.checks.filter((c) => c.undecrypted).length + changes.failed.filter((f) => f.undecrypted).length;
     const things = changes.segments ? 'backups and change segments' : 'backups';
     throw verifyFailure(`${report.checks.length + report.problems.length + changes.segments} ${things} in ${report.store}`, failed, undecrypted);
   }
