@@ -144,6 +144,11 @@ describe('point-in-time recovery', () => {
     expectCode(r, 4, 'restore past the log');
     assert.match(r.stderr, /past the last recorded change\. Recoverable windows: r\d+ \(.*\) to r\d+/);
     assert.deepEqual(await contentAt(dst), [['/app/untouched', '1', '0']]);
+    // A change log continues archives: follow in snapshot mode is refused before it writes anything.
+    const snapshots = await runCli(['follow', '--endpoints', source.url, '--mode', 'snapshot', '--to', 's3://pitr/snapshot-follow', ...s3Args()], { env: S3_ENV });
+    expectCode(snapshots, 4, 'follow --mode snapshot');
+    assert.match(snapshots.stderr, /a change log continues etcd-shield archives[\s\S]*what to do: set mode to logical/);
+    assert.equal((await list('s3://pitr/snapshot-follow')).backups.length, 0);
   });
 
   test('follower SIGKILLed and restarted: no event lost or repeated, the chain stays one window', { timeout: 240_000 }, async () => {

@@ -67,6 +67,19 @@ test('errors: exit 1, each line names the file, line, job and field', async () =
   assert.equal(r.stdout.length, 0);
 });
 
+test('a job in snapshot mode: the summary says so; with a change log it is refused, naming the line', async () => {
+  const snap = GOOD.replace('prefix: /registry/', 'prefix: ""').replace('password_env: ETCD_PW }', 'password_env: ETCD_PW, mode: snapshot }');
+  const r = await runCli(['serve', '--check', '--config', file('snap.yaml', snap)], { env: { ETCD_PW: PASSWORD, API_TOKEN: 'x' } });
+  expectCode(r, 0, 'serve --check on a snapshot job');
+  assert.match(r.stdout.toString('utf8'), /^ {2}mode {6}snapshot \(etcd's own database snapshot, from the first healthy member\)$/m);
+  const followed = await runCli(['serve', '--check', '--config', file('snap-changes.yaml', `${snap}    changes: {}\n`)], { env: { ETCD_PW: PASSWORD, API_TOKEN: 'x' } });
+  expectCode(followed, 1, 'serve --check on a snapshot job with a change log');
+  assert.ok(followed.stderr.includes(`${join(dir, 'snap-changes.yaml')}:15: job "main": changes: cannot follow a job in snapshot mode`), followed.stderr);
+  const prefixed = await runCli(['serve', '--check', '--config', file('snap-prefix.yaml', snap.replace('prefix: ""', 'prefix: /registry/'))], { env: { ETCD_PW: PASSWORD, API_TOKEN: 'x' } });
+  expectCode(prefixed, 1, 'serve --check on a snapshot job with a prefix');
+  assert.match(prefixed.stderr, /job "main": prefix: .*snapshot/, prefixed.stderr);
+});
+
 test('no jobs, a missing file, serve without --config, a bad identity file: exit 1 with a clear message', async () => {
   const none = await runCli(['serve', '--check', '--config', file('none.yaml', 'listen: 127.0.0.1:9469\njobs: []\n')]);
   expectCode(none, 1, 'no jobs');

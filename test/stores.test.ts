@@ -2,13 +2,14 @@
 // server (s3rver) through the real AWS SDK, and the real age, zstd and gzip tools.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { describeRun, expectCode, runCli, startCli, type CliResult } from './cli';
+import { binPath, childEnv, describeRun, expectCode, runCli, startCli, type CliResult } from './cli';
+import { metricTotal } from './fault-points';
 import { startEtcd, type EtcdCluster } from './harness';
 import { startS3rver, type S3rver } from './s3rver';
 
@@ -87,6 +88,74 @@ after(async () => {
   await Promise.all([source?.stop(), target?.stop(), s3?.stop()]);
   for (const old of retired) await old.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('etcd snapshots in a store (backup --mode snapshot --to)', () => {
+  const url = `s3://${BUCKET}/etcd/snapshots`;
+  const hex = (text: string) => Buffer.from(text).toString('hex');
+  beforeEach(() => wipe(dst));
+
+  test('S3 with zstd and age: listed as a snapshot, verified, read by age, zstd and etcdctl, restored whole and by prefix exactly', async () => {
+    // A key deleted before the snapshot is in its history, and must not come back.
+    await src.kv.put({ key: Buffer.from('/app/gone'), value: Buffer.from('deleted before the snapshot') });
+    await src.kv.deleteRange({ key: Buffer.from('/app/gone') });
+    const b = await ok(['backup', '--endpoints', source.url, '--mode', 'snapshot', '--to', url, '--encrypt-to', key.recipient, ...s3Args()]);
+    assert.match(b.stderr, /backup done: etcd snapshot of member [0-9a-f]+ \(leader\) at \S+ at revision \d+, holding 302 keys and 1 leases; .* \(zstd, encrypted to 1 age recipient\)/, describeRun(b));
+
+    const { backups } = await list(url);
+    assert.equal(backups.length, 1);
+    const m = backups[0];
+    assert.equal(m.format, 'etcd-snapshot');
+    assert.equal(m.prefix, '');
+    assert.equal(m.keys, 302);
+    assert.equal(m.leases, 1);
+    assert.match(m.archive, /^\S+-r\d+-[0-9a-f]{4}\.db\.zst\.age$/);
+    assert.match((await ok(['list', '--from', url, ...s3Args()])).stdout.toString(), new RegExp(`^${m.name} +snapshot `, 'm'));
+    const v = await ok(['verify', '--from', url, '--all', '--identity', key.file, ...s3Args()]);
+    assert.match(v.stdout.toString(), new RegExp(`revision ${m.revision}, 302 keys, 1 leases`));
+
+    // Decoded by the real tools, the object is what etcdctl snapshot save writes, and etcdctl reads it.
+    const object = path.join(s3.dir, BUCKET, 'etcd', 'snapshots', `${m.archive}._S3rver_object`);
+    const db = path.join(tmp, 'stored-snapshot.db');
+    execFileSync('sh', ['-c', `age -d -i '${key.file}' '${object}' | zstd -d -c > '${db}'`]);
+    assert.equal(fs.statSync(db).size, m.archiveBytes);
+    const status = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', db, '-w', 'json'], { encoding: 'utf8', env: childEnv({ ETCDCTL_API: '3' }) })) as { revision: number };
+    assert.equal(String(status.revision), m.revision);
+
+    const sourceContent = await content(src);
+    await ok(['restore', '--endpoints', target.url, '--from', url, '--identity', key.file, '--prefix', '/app/', ...s3Args()]);
+    assert.deepEqual(await content(dst), sourceContent.filter((kv) => kv.key.startsWith(hex('/app/'))));
+    await wipe(dst);
+    await ok(['restore', '--endpoints', target.url, '--from', url, '--identity', key.file, ...s3Args()]);
+    assert.deepEqual(await content(dst), sourceContent);
+    assert.deepEqual((await dst.leaseClient.leaseLeases()).leases.map((l) => l.ID), (await src.leaseClient.leaseLeases()).leases.map((l) => l.ID));
+
+    // A restore to a point needs an archive and its change log; a snapshot is restored as it was taken.
+    const point = await cli(['restore', '--endpoints', target.url, '--from', url, '--identity', key.file, '--to-revision', m.revision, ...s3Args()]);
+    expectCode(point, 4, 'restore --to-revision from a store of snapshots');
+    assert.match(point.stderr, /its backups are all etcd snapshots[\s\S]*what to do: restore a snapshot as it was taken/);
+  });
+
+  test('a missing bucket fails before the snapshot is streamed; a temporary copy that cannot be written stores nothing and is removed', async () => {
+    const sent = () => metricTotal(source.url, 'grpc_server_msg_sent_total', ['grpc_method="Snapshot"']);
+    const before = await sent();
+    const nobucket = await cli(['backup', '--endpoints', source.url, '--mode', 'snapshot', '--to', 's3://no-such-bucket/x', ...s3Args()]);
+    expectCode(nobucket, 4, 'a snapshot to a missing bucket');
+    assert.match(nobucket.stderr, /bucket no-such-bucket does not exist/);
+    assert.equal(await sent(), before, 'the snapshot was streamed before the store was found missing');
+
+    // 64 KiB (bash counts KiB) is less than any etcd database: the temporary copy fails (node ignores SIGXFSZ).
+    const scratch = fs.mkdtempSync(path.join(tmp, 'tmpdir-'));
+    const store = path.join(tmp, 'snapshot-store');
+    const args = [process.execPath, binPath, 'backup', '--endpoints', source.url, '--mode', 'snapshot', '--to', store];
+    const r = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', ...args], { env: childEnv({ TMPDIR: scratch }), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot write ${scratch}/etcd-shield-\\w+/snapshot\\.db: EFBIG.*the snapshot's temporary copy, on its way to file://${store}`));
+    assert.match(r.stderr, /what to do: .*set TMPDIR to a directory with room/);
+    assert.ok((await sent()) > before, 'the snapshot was never streamed');
+    assert.deepEqual(fs.readdirSync(scratch), [], 'the temporary copy was left behind');
+    assert.deepEqual(fs.readdirSync(store), [], 'the store holds something');
+  });
 });
 
 describe('S3 with zstd and age', () => {

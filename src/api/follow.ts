@@ -1,5 +1,6 @@
 import type { Config } from '../config/config';
 import { Follower, type FollowEvent } from '../changes/follower';
+import { ConfigError } from '../errors';
 import { connect } from '../etcd/connect';
 import type { Compression } from '../pipeline/types';
 import { backupToStore } from './backup-to-store';
@@ -25,6 +26,9 @@ export interface FollowOptions extends Pick<OperationOptions, 'signal' | 'onWarn
 
 export const DEFAULT_FLUSH_MS = 5000;
 
+/** Why a change log and snapshot mode do not go together. */
+export const SNAPSHOT_CHANGES = 'a change log continues etcd-shield archives, and snapshot mode takes etcd snapshots, which a restore to a point cannot start from';
+
 /**
  * Records every change under config.prefix into the store as change
  * segments until opts.signal fires, then stores the open segment and
@@ -34,6 +38,7 @@ export const DEFAULT_FLUSH_MS = 5000;
  * past its position is recorded as a gap and covered by a new full backup.
  */
 export async function followChanges(config: Config, to: StoreRef, opts: FollowOptions = {}): Promise<void> {
+  if (config.mode === 'snapshot') throw new ConfigError(SNAPSHOT_CHANGES, 'set mode to logical for the change log; snapshots can go to a store of their own');
   const compression = opts.compression ?? 'zstd';
   const recipients = opts.recipients ?? [];
   await withStore(to, opts, async (store) => {

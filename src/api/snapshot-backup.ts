@@ -15,9 +15,10 @@ export interface SnapshotBackupOptions extends OperationOptions {
 
 export interface SnapshotBackupSummary {
   format: 'etcd-snapshot';
-  /** The member's client URL and id (hexadecimal). */
+  /** The member's client URL, its id and its cluster's (hexadecimal). */
   member: string;
   memberId: string;
+  clusterId: string;
   leader: boolean;
   /** The snapshot's newest revision; null when neither etcd nor the output tells (etcd 3.4 to a stream). */
   revision: string | null;
@@ -66,7 +67,7 @@ export async function snapshotBackup(config: Config, output: ArchiveOutput, opts
       return null;
     });
   }
-  return { format: 'etcd-snapshot', member: member.endpoint, memberId: member.memberId, leader: member.leader, revision, bytes: result.bytes, sha256: result.sha256 };
+  return { format: 'etcd-snapshot', member: member.endpoint, memberId: member.memberId, clusterId: member.clusterId, leader: member.leader, revision, bytes: result.bytes, sha256: result.sha256 };
 }
 
 function memberUrl(value: string, secure: boolean): string {

@@ -71,7 +71,9 @@ function agrees(m: Manifest, a: VerifySummary): void {
     ['keys', m.keys, a.keys],
     ['leases', m.leases, a.leases],
     ['archive bytes', m.archiveBytes, a.bytes],
-    ['prefix', m.prefix, a.prefix],
+    // A snapshot records no prefix: it always holds the whole keyspace.
+    ['prefix', m.prefix, a.prefix ?? ''],
+    ['format', m.format, a.format],
   ];
   for (const [what, said, found] of pairs) {
     if (said !== found) throw new ArchiveError(`backup ${m.name}: its manifest says ${what} ${String(said)}, its archive holds ${String(found)}`, 'the manifest and archive do not belong together; use another backup');

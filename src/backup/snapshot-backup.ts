@@ -11,7 +11,8 @@ import { TrailerCheck } from '../snapshot/trailer';
 
 export interface SnapshotMember {
   endpoint: string;
-  /** Hexadecimal, as etcdctl prints it. */
+  /** Hexadecimal, as etcdctl prints them. */
+  clusterId: string;
   memberId: string;
   leader: boolean;
 }
@@ -48,7 +49,7 @@ export async function pickMember(config: Config, asked: string | undefined, warn
         client.close();
         continue;
       }
-      return { member: { endpoint, memberId: status.memberId, leader: status.leaderId === status.memberId }, client };
+      return { member: { endpoint, clusterId: status.clusterId, memberId: status.memberId, leader: status.leaderId === status.memberId }, client };
     } catch (err) {
       client.close();
       const explained = explainEtcdError(err, { config: { ...config, endpoints: [endpoint] }, action: 'read the status of', object: 'the member' });

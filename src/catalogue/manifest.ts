@@ -27,9 +27,11 @@ const ManifestSchema = v.object({
   clusterId: v.string(),
   revision: Int64String,
   prefix: v.string(),
+  /** At the revision (for a snapshot: what a restore of it writes). */
   keys: Count,
   leases: Count,
-  format: v.literal('etcd-shield'),
+  /** etcd-shield's archive, or etcd's own snapshot (backup --mode snapshot; prefix is then empty). */
+  format: v.picklist(['etcd-shield', 'etcd-snapshot']),
   compression: v.picklist(COMPRESSIONS),
   encryption: v.object({
     type: v.picklist(['none', 'age']),

@@ -10,6 +10,8 @@ const NAME = /^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z-r(\d+)-([0-9a-f]{4,}
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const ARCHIVE_INFIX = '.archive';
+/** An etcd snapshot keeps the name etcdctl gives one, so that decoding the object gives a `.db` file. */
+export const SNAPSHOT_INFIX = '.db';
 
 export function backupName(takenAt: Date, revision: string): string {
   const stamp = takenAt.toISOString().slice(0, 19).replace(/:/g, '-');
@@ -30,19 +32,19 @@ export function manifestKey(name: string): string {
   return name + MANIFEST_SUFFIX;
 }
 
-/** The archive object's key: the name, ".archive", then what was done to it (".zst", ".gz", ".age"). */
-export function archiveKey(name: string, extension: string): string {
-  return name + ARCHIVE_INFIX + extension;
+/** The archive object's key: the name, ".archive" (".db" for an etcd snapshot), then what was done to it (".zst", ".gz", ".age"). */
+export function archiveKey(name: string, extension: string, format: 'etcd-shield' | 'etcd-snapshot' = 'etcd-shield'): string {
+  return name + (format === 'etcd-snapshot' ? SNAPSHOT_INFIX : ARCHIVE_INFIX) + extension;
 }
 
-/** What an object key belongs to: a backup's manifest, its archive, or neither. */
+/** What an object key belongs to: a backup's manifest, its archive (or snapshot), or neither. */
 export function classifyKey(key: string): { name: string; role: 'manifest' | 'archive' } | undefined {
-  if (key.endsWith(MANIFEST_SUFFIX)) {
-    const name = key.slice(0, -MANIFEST_SUFFIX.length);
-    return isBackupName(name) ? { name, role: 'manifest' } : undefined;
-  }
-  const at = key.indexOf(ARCHIVE_INFIX);
-  if (at < 0) return undefined;
-  const name = key.slice(0, at);
-  return isBackupName(name) ? { name, role: 'archive' } : undefined;
+  // A name has no dot: what follows the first one says what the object is.
+  const dot = key.indexOf('.');
+  if (dot < 0 || !isBackupName(key.slice(0, dot))) return undefined;
+  const name = key.slice(0, dot);
+  const rest = key.slice(dot);
+  if (rest === MANIFEST_SUFFIX) return { name, role: 'manifest' };
+  const storedAs = (infix: string) => rest === infix || rest.startsWith(`${infix}.`);
+  return storedAs(ARCHIVE_INFIX) || storedAs(SNAPSHOT_INFIX) ? { name, role: 'archive' } : undefined;
 }

@@ -10,7 +10,7 @@ import { BufferPool } from '../io/buffer-pool';
 import type { StoredForm } from '../pipeline/types';
 import type { ObjectStore } from '../store/types';
 import { TOOL_NAME, TOOL_VERSION } from '../version';
-import { chainFrom, type GapMarker, readChangeCatalogue } from './chain';
+import { chainFrom, type GapMarker, pointBases, readChangeCatalogue } from './chain';
 import { gapKey, segmentKey } from './naming';
 import { SEGMENT_BLOCK_BYTES, SegmentBuilder } from './segment-encode';
 import type { SegmentLease } from './segment-format';
@@ -117,7 +117,8 @@ export class Follower {
   /** Where to start: after the chain of segments that continues the newest backup; a store without a backup gets one first. */
   private async resume(): Promise<void> {
     const cat = await readCatalogue(this.store, this.s.signal);
-    let newest = cat.backups[cat.backups.length - 1];
+    const bases = pointBases(cat.backups);
+    let newest = bases[bases.length - 1];
     let start: { name: string; revision: string; clusterId: string; prefix: string };
     if (!newest) {
       start = await this.s.fullBackup(this.s.signal);

@@ -78,7 +78,7 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
       .command('backup')
       .description('write a consistent archive of the keys under the prefix (stdout, --out FILE, or --to STORE)')
       .option('-o, --out <file>', 'write the archive to this file instead of standard output; it replaces the file only once complete and on disk, so a failed run keeps the old one')
-      .option('--to <store>', 'store the backup, compressed (and encrypted with --encrypt-to), with a manifest, in a directory or s3://bucket/path')
+      .option('--to <store>', 'store the backup (an archive, or with --mode snapshot etcd\'s snapshot), compressed (and encrypted with --encrypt-to), with a manifest, in a directory or s3://bucket/path')
       .option('--json', 'with --to: print the stored backup\'s manifest as JSON on stdout')
       .addOption(
         new Option('--format <format>', 'archive format: etcd-shield (checksummed, with leases), or legacy (the original Go plugin\'s)')

@@ -32,7 +32,9 @@ export function decodeAuthenticateToken(msg: Buffer): string {
 }
 
 export interface MemberStatus {
-  /** The answering member's id, in hexadecimal as etcdctl prints it. */
+  /** The cluster's id, in hexadecimal as etcdctl prints it. */
+  clusterId: string;
+  /** The answering member's id, in hexadecimal. */
   memberId: string;
   /** The leader's id, in hexadecimal. */
   leaderId: string;
@@ -40,17 +42,18 @@ export interface MemberStatus {
   errors: string[];
 }
 
-/** StatusResponse {header = 1 (member_id = 2 inside), leader = 4, errors = 8 (repeated)}. */
+/** StatusResponse {header = 1 (cluster_id = 1, member_id = 2 inside), leader = 4, errors = 8 (repeated)}. */
 export function decodeStatusResponse(msg: Buffer): MemberStatus {
   const r = Reader.create(msg);
-  const status: MemberStatus = { memberId: '0', leaderId: '0', errors: [] };
+  const status: MemberStatus = { clusterId: '0', memberId: '0', leaderId: '0', errors: [] };
   while (r.pos < r.len) {
     const t = r.uint32();
     if (t === tag(1, LEN)) {
       const end = r.uint32() + r.pos;
       while (r.pos < end) {
         const h = r.uint32();
-        if (h === tag(2, VARINT)) status.memberId = hex(r.uint64() as Long);
+        if (h === tag(1, VARINT)) status.clusterId = hex(r.uint64() as Long);
+        else if (h === tag(2, VARINT)) status.memberId = hex(r.uint64() as Long);
         else r.skipType(h & 7);
       }
     } else if (t === tag(4, VARINT)) {

@@ -33,6 +33,8 @@ export interface JobSummary {
   name: string;
   etcd: { endpoints: string[]; tls: boolean; auth: string; username?: string; password?: 'set'; clientCert?: 'set'; clientKey?: 'set'; caCert?: 'set' };
   prefix: string;
+  /** logical (etcd-shield archives) or snapshot (etcd's own snapshots). */
+  mode: NonNullable<Config['mode']>;
   to: string;
   schedule: string;
   timezone: string;
@@ -93,6 +95,7 @@ export class ServiceJob {
       name: this.name,
       etcd: { endpoints: e.endpoints, tls: e.secure, auth: e.auth, username: e.username, password: set(e.password), clientCert: set(e.clientCert), clientKey: set(e.clientKey), caCert: set(e.caCert) },
       prefix: this.prefix,
+      mode: e.mode ?? 'logical',
       to: this.to,
       schedule: this.schedule,
       timezone: this.timezone,
@@ -417,6 +420,9 @@ function parseJob(raw: unknown, i: number, ctx: BlockContext, problems: ConfigPr
   }
 
   const changes = parseChanges(raw.changes, fail, [...base, 'changes']);
+  if (changes && etcd?.mode === 'snapshot') {
+    fail('changes', 'cannot follow a job in snapshot mode (etcd.mode): a restore to a point starts from an etcd-shield archive, not a snapshot; give the change log a logical job of its own', [...base, 'changes']);
+  }
 
   if (!ok || !etcd || !store || name === undefined) return undefined;
   return new ServiceJob(name, etcd, raw.to as string, store, raw.schedule as string, timezone, compress, recipients, keep, raw.verify === undefined || raw.verify === null ? undefined : (raw.verify as string), identityFile, changes);

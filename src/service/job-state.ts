@@ -67,6 +67,7 @@ export class JobState {
       name: j.name,
       store: j.to,
       prefix: j.prefix,
+      mode: j.etcd.mode ?? 'logical',
       schedule: j.schedule,
       timezone: j.timezone,
       verify: j.verify,

@@ -61,6 +61,8 @@ export interface JobView {
   /** The store URL as configured (never holds a secret: credentials come from the SDK chain). */
   store: string;
   prefix: string;
+  /** logical (etcd-shield archives) or snapshot (etcd's own snapshots). */
+  mode: 'logical' | 'snapshot';
   schedule: string;
   timezone: string;
   verify?: string;

@@ -39,6 +39,12 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
+  async prepare(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw cancelled(`preparing ${this.url}`);
+    await this.makeDirectory();
+    await this.check(signal);
+  }
+
   async list(signal?: AbortSignal): Promise<StoredObject[]> {
     let names: string[];
     try {
@@ -154,12 +160,16 @@ export class DirectoryStore implements ObjectStore {
     // Nothing is held between calls.
   }
 
-  private async openPart(key: string): Promise<PartFile> {
+  private async makeDirectory(): Promise<void> {
     try {
       await makeDirectory(this.dir);
     } catch (err) {
       throw new StoreError(`cannot create the directory of ${this.url}: ${messageOf(err)}`, 'check the path and the permissions of its parent directories', { cause: err });
     }
+  }
+
+  private async openPart(key: string): Promise<PartFile> {
+    await this.makeDirectory();
     try {
       return PartFile.open(join(this.dir, key));
     } catch (err) {

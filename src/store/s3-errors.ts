@@ -36,6 +36,12 @@ export function answered(err: unknown): boolean {
   return typeof (err as SdkError | undefined)?.$metadata?.httpStatusCode === 'number';
 }
 
+/** S3 knew the key and refused this one request (AccessDenied), as a policy that may write but not list does. */
+export function deniedOnly(err: unknown): boolean {
+  const cause = err instanceof Error ? (err.cause as SdkError | undefined) : undefined;
+  return cause?.name === 'AccessDenied';
+}
+
 /** Any failure of an AWS SDK call as a typed error naming the store, the object and the endpoint. */
 export function s3Error(err: unknown, call: S3Call): ShieldError {
   if (err instanceof ShieldError) return err;

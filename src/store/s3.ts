@@ -11,7 +11,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { CancelledError, ShieldError, StoreError, UsageError } from '../errors';
 import { checkKey, keyProblem } from './keys';
-import { s3Error, type S3Call } from './s3-errors';
+import { deniedOnly, s3Error, type S3Call } from './s3-errors';
 import { uploadStream } from './s3-upload';
 import { bodyFailure, cancelled, guarded, messageOf, readAtMost, tooLarge } from './streams';
 import type { ObjectStore, StoredObject } from './types';
@@ -83,6 +83,15 @@ export class S3Store implements ObjectStore {
     await this.call(`checking ${this.url}`, signal, undefined, (client) =>
       client.send(new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: this.keyPrefix || undefined, MaxKeys: 1 }), { abortSignal: signal }),
     );
+  }
+
+  async prepare(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.check(signal);
+    } catch (err) {
+      // A write-only policy may not list; its upload will say whether it may write.
+      if (!deniedOnly(err)) throw err;
+    }
   }
 
   async list(signal?: AbortSignal): Promise<StoredObject[]> {

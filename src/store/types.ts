@@ -20,6 +20,12 @@ export interface ObjectStore {
   readonly url: string;
   /** Throws a StoreError unless the store exists and may be listed. */
   check(signal?: AbortSignal): Promise<void>;
+  /**
+   * Makes the store ready to take objects (a directory is created) and
+   * throws the StoreError a write would meet there now: for a run that has
+   * long work to do before its first write.
+   */
+  prepare(signal?: AbortSignal): Promise<void>;
   /** Every finished object directly under the store's path, in no particular order; never parts of unfinished writes. */
   list(signal?: AbortSignal): Promise<StoredObject[]>;
   /** The whole object as a stream; a NotFoundError if it is missing. Failures while streaming arrive typed, as the stream's error. */

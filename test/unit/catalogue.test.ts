@@ -52,6 +52,11 @@ describe('names', () => {
     assert.deepEqual(classifyKey(archiveKey(n, '.zst.age')), { name: n, role: 'archive' });
     assert.equal(classifyKey('notes.txt'), undefined);
     assert.equal(classifyKey('x.archive'), undefined);
+    // An etcd snapshot is stored as NAME.db...: decoded, it is a .db file as etcdctl names one.
+    assert.equal(archiveKey(n, '.zst', 'etcd-snapshot'), `${n}.db.zst`);
+    assert.deepEqual(classifyKey(archiveKey(n, '', 'etcd-snapshot')), { name: n, role: 'archive' });
+    assert.deepEqual(classifyKey(archiveKey(n, '.gz.age', 'etcd-snapshot')), { name: n, role: 'archive' });
+    for (const other of [`${n}.dbx`, `${n}.archived`, `${n}.manifest.json.bak`, `${n}`]) assert.equal(classifyKey(other), undefined, other);
     const later = backupName(new Date('2026-12-02T03:00:01Z'), '99');
     assert.ok([later, n].sort()[0] === n, 'names sort by time, not by revision');
   });

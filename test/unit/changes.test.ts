@@ -127,7 +127,7 @@ describe('names', () => {
 
 function backup(rev: number, at: string): BackupEntry {
   const name = `${at.slice(0, 19).replace(/:/g, '-')}Z-r${rev}-abcd`;
-  const manifest = { name, revision: String(rev), takenAt: at, prefix: '/app/', clusterId: 'c', archive: archiveKey(name, '.zst') } as unknown as Manifest;
+  const manifest = { name, revision: String(rev), takenAt: at, prefix: '/app/', clusterId: 'c', format: 'etcd-shield', archive: archiveKey(name, '.zst') } as unknown as Manifest;
   return { name, manifest, takenAt: new Date(at), manifestKey: `${name}.manifest.json`, archive: { key: manifest.archive, size: 1, modified: new Date(at) } };
 }
 
@@ -163,7 +163,18 @@ describe('chain and windows', () => {
     assert.throws(() => pathTo([b1, b2], segments, { revision: 50 }, 's'), /before the oldest backup/);
     assert.throws(() => pathTo([b1, b2], segments, { time: new Date('2026-12-02T13:00:00Z') }, 's'), /past the last recorded/);
   });
+
+  test('etcd snapshots are no base for a change log: skipped by windows and paths, and a store of only snapshots says so', () => {
+    const snap = snapshotBackup(backup(150, '2026-12-02T10:00:05.500Z'));
+    assert.equal(pathTo([b1, snap, b2], segments, { revision: 170 }, 's').backup, b1);
+    assert.deepEqual(recoveryWindows([b1, snap, b2], segments), recoveryWindows([b1, b2], segments));
+    assert.throws(() => pathTo([snap], segments, { revision: 170 }, 's'), (e: Error) => e instanceof NotFoundError && /backups are all etcd snapshots/.test(e.message) && /--backup NAME or --before TIME/.test((e as NotFoundError).hint ?? ''));
+  });
 });
+
+function snapshotBackup(b: BackupEntry): BackupEntry {
+  return { ...b, manifest: { ...b.manifest, format: 'etcd-snapshot', prefix: '' } };
+}
 
 describe('retention of the change log', () => {
   test('segments ending at or before the oldest kept backup go, with their gap markers; the rest stays', () => {

@@ -40,7 +40,7 @@ describe('maintenance messages by hand', () => {
     );
   });
 
-  test('StatusResponse gives the member, the leader (ids above 2^53 too) and the errors, past every other field', () => {
+  test('StatusResponse gives the cluster, the member, the leader (ids above 2^53 too) and the errors, past every other field', () => {
     fc.assert(
       fc.property(header, uint64, fc.array(fc.string(), { maxLength: 3 }), fc.boolean(), (h, leader, errors, isLearner) => {
         const msg = encode('StatusResponse', {
@@ -55,7 +55,7 @@ describe('maintenance messages by hand', () => {
           dbSizeInUse: '159000000',
           isLearner,
         });
-        assert.deepEqual(decodeStatusResponse(msg), { memberId: h.memberId.toString(16), leaderId: leader.toString(16), errors });
+        assert.deepEqual(decodeStatusResponse(msg), { clusterId: h.clusterId.toString(16), memberId: h.memberId.toString(16), leaderId: leader.toString(16), errors });
       }),
     );
   });

@@ -1,11 +1,12 @@
 // Store URLs and keys: what each form means, and a usable refusal for the rest.
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { UsageError } from '../../src/errors';
+import { StoreError, UsageError } from '../../src/errors';
 import { DirectoryStore } from '../../src/store/directory';
 import { checkKey } from '../../src/store/keys';
 import { openStore } from '../../src/store/open';
 import { S3Store } from '../../src/store/s3';
+import { deniedOnly, s3Error } from '../../src/store/s3-errors';
 import { parseStoreUrl } from '../../src/store/url';
 
 const CWD = '/home/op/work';
@@ -79,5 +80,15 @@ test('keys are plain names', () => {
   for (const key of ['etcd-2026-12-02T07-00-00Z.zst.age', 'a', 'manifest.json', 'x..y']) checkKey(key, 's3://b');
   for (const key of ['', 'a/b', '.hidden', '.', '..', 'new\nline', 'x'.repeat(201)]) {
     assert.throws(() => checkKey(key, 's3://b/p'), (err: unknown) => err instanceof UsageError && err.message.includes('cannot be a key in s3://b/p'), JSON.stringify(key));
+  }
+});
+
+test('S3 errors: only a refusal of the one request (AccessDenied) lets a write-only key past the check before a snapshot', () => {
+  const call = { storeUrl: 's3://b/p', bucket: 'b', endpoint: 'https://s3.example', doing: 'checking s3://b/p' };
+  const sdk = (name: string, status: number) => Object.assign(new Error(`${name} said no`), { name, $metadata: { httpStatusCode: status } });
+  const denied = s3Error(sdk('AccessDenied', 403), call);
+  assert.ok(denied instanceof StoreError && deniedOnly(denied), denied.message);
+  for (const [name, status] of [['InvalidAccessKeyId', 403], ['SignatureDoesNotMatch', 403], ['NoSuchBucket', 404]] as const) {
+    assert.equal(deniedOnly(s3Error(sdk(name, status), call)), false, name);
   }
 });

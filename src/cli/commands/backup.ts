@@ -23,8 +23,9 @@ export interface BackupCommandOptions extends StoreFlags, EncryptFlags {
 }
 
 export async function runBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
-  if (config.mode === 'snapshot') return runSnapshotBackup(config, opts, ctx);
-  if (opts.member !== undefined) throw new UsageError('--member picks the member a snapshot is taken from', 'add --mode snapshot, or drop --member');
+  if (config.mode === 'snapshot' && opts.format !== 'etcd-shield') throw new UsageError('--format chooses an archive format; snapshot mode writes etcd\'s own snapshot format', 'drop --format');
+  if (config.mode === 'snapshot' && !opts.to) return runSnapshotBackup(config, opts, ctx);
+  if (opts.member !== undefined && config.mode !== 'snapshot') throw new UsageError('--member picks the member a snapshot is taken from', 'add --mode snapshot, or drop --member');
   if (opts.to) return runStoreBackup(config, opts.to, opts, ctx);
   if (opts.compress || opts.encryptTo?.length || opts.encryptToFile?.length) {
     throw new UsageError('--compress, --encrypt-to and --encrypt-to-file apply to backups in a store', 'add --to DIR or --to s3://bucket/path (a plain archive on stdout can be piped through zstd or age)');
@@ -55,10 +56,8 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
 }
 
 async function runSnapshotBackup(config: Config, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
-  if (opts.to) throw new UsageError('a store holds etcd-shield archives only; snapshot mode writes to --out FILE or standard output', 'drop --to, or use --mode logical');
-  if (opts.format !== 'etcd-shield') throw new UsageError('--format chooses an archive format; snapshot mode writes etcd\'s own snapshot format', 'drop --format');
   if (opts.compress || opts.encryptTo?.length || opts.encryptToFile?.length || opts.json) {
-    throw new UsageError('--compress, --encrypt-to, --encrypt-to-file and --json apply to backups in a store', 'drop them; a snapshot on standard output can be piped through zstd or age');
+    throw new UsageError('--compress, --encrypt-to, --encrypt-to-file and --json apply to backups in a store', 'add --to DIR or --to s3://bucket/path, or drop them (a snapshot on standard output can be piped through zstd or age)');
   }
   const start = process.hrtime.bigint();
   const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
@@ -77,28 +76,34 @@ async function runSnapshotBackup(config: Config, opts: BackupCommandOptions, ctx
 
 async function runStoreBackup(config: Config, to: string, opts: BackupCommandOptions, ctx: RunContext): Promise<void> {
   if (opts.out) throw new UsageError('give either --out FILE or --to STORE, not both');
-  if (opts.format !== 'etcd-shield') throw new UsageError('a store holds etcd-shield archives only; --format legacy writes to --out or standard output');
+  if (opts.format !== 'etcd-shield') throw new UsageError('a store holds etcd-shield archives and etcd snapshots, not legacy archives; --format legacy writes to --out or standard output');
   const recipients = parseRecipients(opts.encryptTo ?? [], '--encrypt-to');
   for (const file of opts.encryptToFile ?? []) recipients.push(...(await readRecipientsFile(file)));
   const start = process.hrtime.bigint();
+  const snapshot = config.mode === 'snapshot';
   const progress = new Progress();
+  // A snapshot's progress counts bytes, not keys: no bar, but the collections that keep its memory down.
+  const scavenge = snapshot ? scavengeEvery(SCAVENGE_EVERY) : undefined;
   try {
-    const r = await (await import('../../api/backup-to-store')).backupToStore(config, to, {
+    // Snapshot mode loads no etcd3 (docs/design.md).
+    const run = snapshot ? (await import('../../api/snapshot-to-store')).snapshotToStore : (await import('../../api/backup-to-store')).backupToStore;
+    const r = await run(config, to, {
       ...storeOptions(opts),
       compression: opts.compress ?? 'zstd',
       recipients,
       pageBytes: opts.pageBytes,
+      member: opts.member,
       signal: ctx.signal,
-      onProgress: progress.onEvent,
+      onProgress: scavenge ? (e) => e.phase === 'snapshot' && scavenge(e) : progress.onEvent,
       onWarning: warnings(ctx),
     });
     progress.stop();
     const m = r.manifest;
     if (opts.json) printReport(JSON.stringify({ store: r.store, ...m }, null, 2));
     const sealed = m.encryption.type === 'age' ? `, encrypted to ${m.encryption.recipients.length} age recipient${m.encryption.recipients.length === 1 ? '' : 's'}` : ', not encrypted';
-    ctx.say(
-      `backup done: ${m.keys} keys, ${m.leases} leases at revision ${m.revision}; ${humanBytes(m.archiveBytes)} stored as ${humanBytes(m.storedBytes)} (${m.compression}${sealed}) in ${secondsSince(start)}`,
-    );
+    const from = r.member ? ` of member ${r.member.memberId} (${r.member.leader ? 'leader' : 'follower'}) at ${r.member.endpoint}` : '';
+    const what = snapshot ? `etcd snapshot${from} at revision ${m.revision}, holding ${m.keys} keys and ${m.leases} leases` : `${m.keys} keys, ${m.leases} leases at revision ${m.revision}`;
+    ctx.say(`backup done: ${what}; ${humanBytes(m.archiveBytes)} stored as ${humanBytes(m.storedBytes)} (${m.compression}${sealed}) in ${secondsSince(start)}`);
     ctx.say(`stored as ${r.name} in ${r.store}`);
   } finally {
     progress.stop();

@@ -12,9 +12,9 @@ export async function runList(from: string, opts: StoreFlags & { json?: boolean 
   } else if (cat.backups.length) {
     const rows = cat.backups.map((b) => {
       const m = b.manifest;
-      return [b.name, m.takenAt.replace(/\.\d+Z$/, 'Z'), m.revision, String(m.keys), humanBytes(m.storedBytes), m.compression, m.encryption.type === 'age' ? `age (${m.encryption.recipients.length})` : 'none', JSON.stringify(m.prefix)];
+      return [b.name, m.format === 'etcd-snapshot' ? 'snapshot' : 'archive', m.takenAt.replace(/\.\d+Z$/, 'Z'), m.revision, String(m.keys), humanBytes(m.storedBytes), m.compression, m.encryption.type === 'age' ? `age (${m.encryption.recipients.length})` : 'none', JSON.stringify(m.prefix)];
     });
-    printReport(table(['NAME', 'TAKEN', 'REVISION', 'KEYS', 'STORED', 'COMPRESS', 'ENCRYPTION', 'PREFIX'], rows));
+    printReport(table(['NAME', 'KIND', 'TAKEN', 'REVISION', 'KEYS', 'STORED', 'COMPRESS', 'ENCRYPTION', 'PREFIX'], rows));
   }
   if (!opts.json && cat.changes.segments) {
     const rows = cat.windows.map((w) => [`r${w.fromRevision}`, w.fromTime.toISOString(), `r${w.toRevision}`, w.toTime.toISOString(), w.backup]);

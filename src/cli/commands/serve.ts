@@ -89,6 +89,7 @@ function summary(config: ServiceConfig, now = new Date()): string {
       `job "${j.name}"`,
       `  etcd      ${j.etcd.endpoints.join(', ')} (${j.etcd.tls ? 'TLS' : 'no TLS'}, auth ${j.etcd.auth}${j.etcd.username ? `, user ${j.etcd.username}` : ''})`,
       `  prefix    ${j.prefix === '' ? 'every key' : JSON.stringify(j.prefix)}`,
+      ...(j.mode === 'snapshot' ? ['  mode      snapshot (etcd\'s own database snapshot, from the first healthy member)'] : []),
       `  store     ${j.to}${job.store.kind === 'dir' ? ` (directory ${job.store.path})` : ''}`,
       `  schedule  ${when(j.schedule, next)}`,
       ...(j.verify ? [`  verify    ${when(j.verify, job.nextVerify(now))}`] : []),

@@ -97,7 +97,7 @@ function renderJob(node, job, role) {
   field(node, 'name', job.name);
   field(node, 'health', job.running ? `${HEALTH[job.health]} · running` : HEALTH[job.health]);
   field(node, 'store', job.store);
-  field(node, 'prefix', job.prefix === '' ? 'every key' : job.prefix);
+  field(node, 'prefix', `${job.prefix === '' ? 'every key' : job.prefix}${job.mode === 'snapshot' ? ' (etcd snapshot)' : ''}`);
   field(node, 'schedule', `${job.schedule} (${job.timezone})`);
   field(node, 'next-run', role.leader ? when(job.nextRun) : 'the leader runs it');
   field(node, 'last-success', job.lastSuccess ? when(job.lastSuccess.finishedAt) : 'never');
