@@ -213,6 +213,8 @@ describe('verify schedule', () => {
         job('checked', ['to: ./stores/checked', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"']),
         // An identity that is not the recipient's: the backups are fine, the key is wrong.
         job('wrongkey', ['to: ./stores/wrongkey', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: other-key.txt', 'verify: "*/2 * * * * *"']),
+        // etcd's own snapshots, stored and checked the same way.
+        [`  - name: snapshots`, `    etcd: { url: "${etcd.url}", timeout: "10", mode: snapshot }`, ...['to: ./stores/snapshots', 'schedule: "0 0 1 1 *"', `encrypt_to: [${recipient}]`, 'identity_file: key.txt', 'verify: "*/2 * * * * *"'].map((l) => `    ${l}`)],
       ]),
     );
     const backup = await s.waitForLog((l) => l.event === 'end' && l.job === 'checked' && l.kind === 'backup' && l.status === 'succeeded', 'the start-up backup');
@@ -229,6 +231,15 @@ describe('verify schedule', () => {
     assert.equal(good.status, 'succeeded', JSON.stringify(good));
     assert.equal(good.checked, 1);
     assert.equal(good.damaged, 0);
+
+    const snapshot = await s.waitForLog((l) => l.event === 'end' && l.job === 'snapshots' && l.kind === 'backup' && l.status === 'succeeded', 'the snapshot job\'s start-up backup');
+    const snapshotChecked = await s.waitForLog((l) => l.event === 'end' && l.job === 'snapshots' && l.kind === 'verify' && l.time > snapshot.time, 'a verify run of the snapshot');
+    assert.equal(snapshotChecked.status, 'succeeded', JSON.stringify(snapshotChecked));
+    assert.equal(snapshotChecked.checked, 1);
+    const [stored] = (await listBackups(join(dir, 'stores/snapshots'))).backups;
+    assert.equal(stored?.manifest.format, 'etcd-snapshot');
+    assert.equal(stored?.manifest.keys, snapshot.keys);
+    assert.match(stored!.archive.key, /\.db\.zst\.age$/);
 
     const store = join(dir, 'stores/checked');
     const archive = readdirSync(store).find((f) => f.includes('.archive'))!;
