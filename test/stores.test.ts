@@ -408,6 +408,23 @@ describe('a directory store', () => {
     assert.deepEqual(await content(dst), []);
   });
 
+  test('a download that does not fit in the temporary directory blames neither the store nor the backup, and writes nothing', async () => {
+    const store = path.join(tmp, 'dir-tmpfull');
+    await ok(['backup', '--endpoints', source.url, '--to', store, '--compress', 'none']);
+    await dst.kv.put({ key: Buffer.from('/untouched'), value: Buffer.from('1') });
+    const before = await content(dst);
+    // 16 KiB (bash counts KiB) is less than the archive: the downloaded copy fails (node ignores SIGXFSZ).
+    const limited = (args: string[]) => spawnSync('bash', ['-c', 'ulimit -f 16 && exec "$@"', 'bash', process.execPath, binPath, ...args], { env: childEnv(), encoding: 'utf8', timeout: 60_000 });
+    for (const args of [['restore', '--endpoints', target.url, '--from', store], ['verify', '--from', store, '--all']]) {
+      const r = limited(args);
+      assert.equal(r.status, 4, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /cannot write the downloaded copy of backup \S+ in file:\/\/\S+ to \S+: EFBIG/, r.stderr);
+      assert.match(r.stderr, /what to do: free space in the temporary directory, or set TMPDIR/, r.stderr);
+      assert.doesNotMatch(r.stderr + r.stdout, /FAILED|do not rely|check the store URL/, `${args[0]} blamed the backup or the store`);
+    }
+    assert.deepEqual(await content(dst), before);
+  });
+
   test('two backups into one store at once both land, under different names', async () => {
     const store = path.join(tmp, 'dir-two');
     const [a, b] = await Promise.all([

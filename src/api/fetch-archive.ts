@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveObserver, type ArchiveSummary, VerifyingStage } from '../archive/verify';
 import type { BackupEntry } from '../catalogue/catalogue';
-import { ArchiveError, CancelledError, EncryptionError, ShieldError, StoreError } from '../errors';
+import { ArchiveError, CancelledError, EncryptionError, FileError, ShieldError, StoreError } from '../errors';
+import { TEMP_ROOM_HINT } from '../io/tempdir';
 import { Digest } from '../pipeline/digest';
 import { NoIdentityMatched, OTHER_RECIPIENTS } from '../pipeline/encryption';
 import { openStored } from '../pipeline/stages';
@@ -42,13 +43,18 @@ export async function fetchArchive(
   const path = join(dir, 'archive');
   const digest = new Digest();
   const verifier = new VerifyingStage(scope, observer);
+  const copy = createWriteStream(path, { mode: 0o600 });
+  // A local copy that does not fit says nothing about the backup, and the store is not to blame.
+  let local: Error | undefined;
+  copy.once('error', (e) => (local = e));
   try {
     const raw = await store.read(b.archive.key, signal);
     raw.once('error', (e) => digest.destroy(e));
     const plain = await openStored(raw.pipe(digest), { identities, name: `backup ${where}`, form: { compression: m.compression, encrypted: m.encryption.type === 'age' } });
-    await pipeline(plain, verifier, createWriteStream(path, { mode: 0o600 }), { signal });
+    await pipeline(plain, verifier, copy, { signal });
   } catch (err) {
     if (signal?.aborted) throw stopped(where);
+    if (local) throw new FileError(`cannot write the downloaded copy of backup ${where} to ${dir}: ${local.message}`, TEMP_ROOM_HINT, { cause: local });
     if (err instanceof NoIdentityMatched) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);

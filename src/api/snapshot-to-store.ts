@@ -6,7 +6,7 @@ import { verifyArchive } from '../archive/verify';
 import { archiveKey, backupName } from '../catalogue/naming';
 import type { Config } from '../config/config';
 import { FileError } from '../errors';
-import { withTempDir } from '../io/tempdir';
+import { TEMP_ROOM_HINT, withTempDir } from '../io/tempdir';
 import { Digest } from '../pipeline/digest';
 import { encodeStages, storedExtension } from '../pipeline/stages';
 import type { ObjectStore } from '../store/types';
@@ -41,7 +41,7 @@ export async function snapshotToStore(config: Config, to: StoreRef, opts: StoreB
         summary = await verifyArchive(file, '', opts.signal);
       } catch (err) {
         if (err instanceof FileError) {
-          throw new FileError(`${err.message} (the snapshot's temporary copy, on its way to ${store.url})`, 'a snapshot reaches the store through a temporary file as large as the database: free space there, or set TMPDIR to a directory with room', { cause: err });
+          throw new FileError(`${err.message} (the snapshot's temporary copy, on its way to ${store.url})`, TEMP_ROOM_HINT, { cause: err });
         }
         throw storeRunError(store, err, undefined, opts.signal);
       }

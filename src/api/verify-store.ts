@@ -2,7 +2,7 @@ import { verifyArchive } from '../archive/verify';
 import { type BackupEntry, type Catalogue, readCatalogue } from '../catalogue/catalogue';
 import type { Manifest } from '../catalogue/manifest';
 import { selectBackup, type Selector } from '../catalogue/select';
-import { ArchiveError, asShieldError, CancelledError, EncryptionError, type ShieldError } from '../errors';
+import { ArchiveError, asShieldError, CancelledError, EncryptionError, FileError, type ShieldError } from '../errors';
 import { withTempDir } from '../io/tempdir';
 import { fetchArchive } from './fetch-archive';
 import type { OperationOptions } from './options';
@@ -53,7 +53,8 @@ export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {})
         agrees(backup.manifest, archive);
         checks.push({ backup, ok: true, undecrypted: false, archive });
       } catch (err) {
-        if (err instanceof CancelledError || opts.signal?.aborted) throw err;
+        // A stop, or a local copy that does not fit, ends the run: it says nothing about this backup or the next.
+        if (err instanceof CancelledError || err instanceof FileError || opts.signal?.aborted) throw err;
         const error = asShieldError(err);
         checks.push({ backup, ok: false, undecrypted: error instanceof EncryptionError, error });
       }

@@ -3,6 +3,7 @@ import { readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { hasPrefix, showKey } from '../archive/keys';
 import { FileError } from '../errors';
+import { TEMP_ROOM_HINT } from '../io/tempdir';
 import { doubled, KeyIndex } from '../util/key-index';
 import { EventView } from './segment-decode';
 import type { Segment } from './segment-format';
@@ -48,7 +49,7 @@ export class ChangeFold {
   /** A fold whose spool is a new private file at path (in a private directory: withTempDir). */
   static async create(prefix: Buffer, path: string): Promise<ChangeFold> {
     const fh = await open(path, 'wx+', 0o600).catch((err: NodeJS.ErrnoException) => {
-      throw new FileError(`cannot create ${path}: ${err.code ?? err.message}`, 'check free space in the temporary directory ($TMPDIR)');
+      throw new FileError(`cannot create ${path}: ${err.code ?? err.message}`, TEMP_ROOM_HINT);
     });
     return new ChangeFold(prefix, fh, path);
   }
@@ -77,7 +78,7 @@ export class ChangeFold {
     if (!used) return;
     // Appended in order, so the handle's own position is `base`.
     await this.spool.writeFile(seg.data).catch((err: NodeJS.ErrnoException) => {
-      throw new FileError(`cannot write the change log to ${this.path}: ${err.code ?? err.message}`, 'check free space in the temporary directory ($TMPDIR)');
+      throw new FileError(`cannot write the change log to ${this.path}: ${err.code ?? err.message}`, TEMP_ROOM_HINT);
     });
     this.spooled += seg.data.length;
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CancelledError, FileError, ShieldError } from '../errors';
+import { TEMP_ROOM_HINT } from './tempdir';
 
 /**
  * Copies a stream to a private file in dir. Archives are read twice
@@ -13,7 +14,7 @@ export async function spool(input: Readable, name: string, dir: string, signal?:
   await pipeline(input, createWriteStream(path, { mode: 0o600 }), { signal }).catch((err: Error) => {
     if (signal?.aborted) throw new CancelledError(`stopped while reading the archive from ${name}; nothing was written to etcd`);
     if (err instanceof ShieldError) throw err; // a decoding stage's own verdict
-    throw new FileError(`cannot copy ${name} to ${dir}: ${err.message}`, 'check free space in the temporary directory ($TMPDIR)');
+    throw new FileError(`cannot copy ${name} to ${dir}: ${err.message}`, TEMP_ROOM_HINT);
   });
   return path;
 }
