@@ -17,7 +17,7 @@ export { TOOL_NAME, TOOL_VERSION } from './version';
 export { backupToStore, type StoreBackupOptions, type StoredBackup } from './api/backup-to-store';
 export { restoreFromStore, type StoreRestoreOptions, type StoreRestoreSummary } from './api/restore-from-store';
 export { verifyStore, type StoreVerifyOptions, type StoreVerifyReport, type BackupCheck } from './api/verify-store';
-export { listBackups, pruneStore, catalogueJson, type CatalogueJson, type PruneOptions, type PruneReport } from './api/catalogue';
+export { listBackups, pruneStore, deleteBackups, catalogueJson, type CatalogueJson, type PruneOptions, type PruneReport, type DeleteOptions, type DeleteReport } from './api/catalogue';
 export type { BackupEntry, Catalogue, Manifest, KeepRules, RetentionDecision, PrunePlan } from './api/catalogue';
 export type { StoreRef, StoreOptions } from './api/store-ref';
 export type { ObjectStore, StoredObject } from './store/types';

@@ -425,6 +425,44 @@ describe('a directory store', () => {
     assert.deepEqual(await content(dst), before);
   });
 
+  test('delete removes named backups whole, complete or not; an unknown name or the last backup is refused, deleting nothing', async () => {
+    const store = path.join(tmp, 'dir-delete');
+    for (let i = 0; i < 3; i++) await ok(['backup', '--endpoints', source.url, '--to', store]);
+    const [a, b, c] = (await list(store)).backups.map((x) => x.name);
+    // A run that died (an archive alone) and a manifest that cannot be read.
+    fs.writeFileSync(path.join(store, '2026-12-01T00-00-00Z-r5-abcd.archive.zst'), 'partial');
+    fs.writeFileSync(path.join(store, '2026-12-01T00-00-01Z-r6-abcd.manifest.json'), '{');
+    const files = () => fs.readdirSync(store).sort();
+    const all = files();
+
+    const dry = await ok(['delete', '--from', store, a!, '--dry-run']);
+    assert.match(dry.stdout.toString(), new RegExp(`^would delete ${a} +\\(manifest and archive; 2 objects`, 'm'));
+    assert.deepEqual(files(), all);
+    for (const [args, code, why] of [
+      [[a!, '2026-12-09T00-00-00Z-r1-ffff'], 4, /holds no backup named 2026-12-09T00-00-00Z-r1-ffff; nothing was deleted/],
+      [[a!, 'latest'], 1, /"latest" is not a backup name/],
+      [[a!, b!, c!], 1, /every complete backup .*nothing was deleted[\s\S]*--force/],
+    ] as const) {
+      const r = await cli(['delete', '--from', store, ...args]);
+      expectCode(r, code, `delete ${args.join(' ')}`);
+      assert.match(r.stderr, why);
+      assert.deepEqual(files(), all, `delete ${args.join(' ')} deleted something`);
+    }
+
+    const done = await ok(['delete', '--from', store, a!, '2026-12-01T00-00-00Z-r5-abcd', '2026-12-01T00-00-01Z-r6-abcd', '--json']);
+    const report = JSON.parse(done.stdout.toString()) as { backups: { name: string; kind: string; objects: string[] }[]; removedObjects: number; remaining: number };
+    assert.deepEqual(report.backups.map((x) => [x.name, x.kind, x.objects.length]), [[a, 'complete', 2], ['2026-12-01T00-00-00Z-r5-abcd', 'incomplete', 1], ['2026-12-01T00-00-01Z-r6-abcd', 'broken', 1]]);
+    assert.ok(report.backups[0]!.objects[0]!.endsWith('.manifest.json'), 'the manifest goes first');
+    assert.equal(report.removedObjects, 4);
+    assert.equal(report.remaining, 2);
+    const left = await list(store);
+    assert.deepEqual(left.backups.map((x) => x.name), [b, c]);
+    assert.deepEqual(left.incomplete, []);
+    await ok(['verify', '--from', store, '--all']);
+    await ok(['delete', '--from', store, b!, c!, '--force']);
+    assert.deepEqual(files(), []);
+  });
+
   test('two backups into one store at once both land, under different names', async () => {
     const store = path.join(tmp, 'dir-two');
     const [a, b] = await Promise.all([

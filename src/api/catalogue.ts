@@ -1,5 +1,6 @@
 import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
 import type { Manifest } from '../catalogue/manifest';
+import { type DeletePlan, planDelete } from '../catalogue/delete';
 import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
 import { changeCatalogue, recoveryWindows, type RecoveryWindow, staleChanges } from '../changes/chain';
@@ -11,6 +12,7 @@ export type { BackupEntry, Catalogue } from '../catalogue/catalogue';
 export type { Manifest } from '../catalogue/manifest';
 export type { KeepRules, RetentionDecision } from '../catalogue/retention';
 export type { PrunePlan } from '../catalogue/prune';
+export type { DeletePlan, DeletedKind } from '../catalogue/delete';
 
 /** A catalogue as JSON (`list --json`, the service's API): manifests' public fields only, never a key or a value. */
 export interface CatalogueJson {
@@ -94,5 +96,41 @@ export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOp
       }
     }
     return { store: store.url, ...plan, removed, changes };
+  });
+}
+
+export interface DeleteOptions extends StoreOptions, Pick<OperationOptions, 'signal'> {
+  /** Say what would go, delete nothing. */
+  dryRun?: boolean;
+  /** Also when it would leave the store without a complete backup. */
+  force?: boolean;
+  /** Called after each object is deleted. */
+  onRemoved?: (key: string) => void;
+}
+
+export interface DeleteReport extends DeletePlan {
+  store: string;
+  /** Objects deleted (0 on a dry run). */
+  removed: number;
+}
+
+/**
+ * Deletes the named backups, each whole (manifest first, then its
+ * archive), whether complete, incomplete or broken. Change segments are
+ * left to prune, which removes those no kept backup needs.
+ */
+export async function deleteBackups(from: StoreRef, names: string[], opts: DeleteOptions = {}): Promise<DeleteReport> {
+  return withStore(from, opts, async (store) => {
+    const cat = await readCatalogue(store, opts.signal);
+    const plan = planDelete(cat, await store.list(opts.signal), names, store.url, opts.force);
+    let removed = 0;
+    if (!opts.dryRun) {
+      for (const o of plan.backups.flatMap((b) => b.objects)) {
+        await store.remove(o.key, opts.signal);
+        removed++;
+        opts.onRemoved?.(o.key);
+      }
+    }
+    return { store: store.url, ...plan, removed };
   });
 }

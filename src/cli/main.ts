@@ -28,6 +28,7 @@ With a store (a directory, or s3://bucket/path; each cluster and prefix under it
   etcd-shield list --from s3://backups/etcd/main
   etcd-shield verify --from s3://backups/etcd/main --all --identity key.txt
   etcd-shield prune --from s3://backups/etcd/main --keep-last 4 --keep-daily 7 --keep-weekly 4
+  etcd-shield delete --from s3://backups/etcd/main 2026-12-02T03-00-00Z-r123456-9f3a
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --identity key.txt
   etcd-shield follow --endpoints http://127.0.0.1:2379 --to s3://backups/etcd/main --flush 5s   (change log, until SIGTERM)
   etcd-shield restore --endpoints http://127.0.0.1:2379 --from s3://backups/etcd/main --to-time 2026-12-02T14:31:58Z --prefix /app/ --overwrite
@@ -161,6 +162,19 @@ export function buildProgram(run: (fn: (ctx: RunContext) => Promise<void>) => Pr
     ),
   ).action(async (opts: StoreFlags & KeepFlags & { from: string; dryRun?: boolean; json?: boolean }) =>
     run(async (ctx) => (await import('./commands/prune')).runPrune(opts.from, opts, ctx)),
+  );
+
+  addStoreOptions(
+    program
+      .command('delete')
+      .description('delete the named backups from a store, each whole (manifest first, then its archive), complete or not; change segments are left to prune')
+      .argument('<names...>', 'backup names, as `list` prints them')
+      .requiredOption('--from <store>', 'a directory or s3://bucket/path')
+      .option('--dry-run', 'say what would be deleted, and delete nothing')
+      .option('--force', 'also when no complete backup would remain')
+      .option('--json', 'print what was deleted as JSON'),
+  ).action(async (names: string[], opts: StoreFlags & { from: string; dryRun?: boolean; force?: boolean; json?: boolean }) =>
+    run(async (ctx) => (await import('./commands/delete')).runDelete(opts.from, names, opts, ctx)),
   );
 
   program
