@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { verifyArchive } from '../archive/verify';
 import { archiveKey, backupName } from '../catalogue/naming';
 import type { Config } from '../config/config';
-import { FileError } from '../errors';
+import { ArchiveError, FileError } from '../errors';
 import { TEMP_ROOM_HINT, withTempDir } from '../io/tempdir';
 import { Digest } from '../pipeline/digest';
 import { encodeStages, storedExtension } from '../pipeline/stages';
@@ -39,13 +39,14 @@ export async function snapshotToStore(config: Config, to: StoreRef, opts: StoreB
         taken = await snapshotBackup(config, { file }, { member: opts.member, signal: opts.signal, onWarning: opts.onWarning, onProgress: opts.onProgress });
         report.phase('checking the snapshot');
         summary = await verifyArchive(file, '', opts.signal);
+        if (!summary.snapshot) throw new ArchiveError(`member ${taken.member} sent a snapshot that is not an etcd database (read as ${summary.format}); nothing was stored`);
       } catch (err) {
         if (err instanceof FileError) {
           throw new FileError(`${err.message} (the snapshot's temporary copy, on its way to ${store.url})`, TEMP_ROOM_HINT, { cause: err });
         }
         throw storeRunError(store, err, undefined, opts.signal);
       }
-      const revision = summary.snapshot!.revision;
+      const revision = summary.snapshot.revision;
       const name = backupName(takenAt, revision);
       const key = archiveKey(name, storedExtension(form), 'etcd-snapshot');
       report.phase('upload');
