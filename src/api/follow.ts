@@ -27,7 +27,7 @@ export interface FollowOptions extends Pick<OperationOptions, 'signal' | 'onWarn
 export const DEFAULT_FLUSH_MS = 5000;
 
 /** Why a change log and snapshot mode do not go together. */
-export const SNAPSHOT_CHANGES = 'a change log continues etcd-shield archives, and snapshot mode takes etcd snapshots, which a restore to a point cannot start from';
+const SNAPSHOT_CHANGES = 'a change log continues etcd-shield archives, and snapshot mode takes etcd snapshots, which a restore to a point cannot start from';
 
 /**
  * Records every change under config.prefix into the store as change
