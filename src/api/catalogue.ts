@@ -47,8 +47,9 @@ export function catalogueJson(cat: StoreListing): CatalogueJson {
 /** The store's complete backups (oldest first), its incomplete archives, and unreadable manifests; reads manifests only. */
 export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> = {}): Promise<StoreListing> {
   return withStore(from, opts, async (store) => {
-    const cat = await readCatalogue(store, opts.signal);
-    const changes = changeCatalogue(await store.list(opts.signal));
+    const objects = await store.list(opts.signal);
+    const cat = await readCatalogue(store, opts.signal, objects);
+    const changes = changeCatalogue(objects);
     return {
       store: store.url,
       ...cat,
@@ -83,9 +84,10 @@ export interface PruneReport extends PrunePlan {
  */
 export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOptions = {}): Promise<PruneReport> {
   return withStore(from, opts, async (store) => {
-    const plan = planPrune(await readCatalogue(store, opts.signal), rules, opts.now ?? new Date());
+    const objects = await store.list(opts.signal);
+    const plan = planPrune(await readCatalogue(store, opts.signal, objects), rules, opts.now ?? new Date());
     const kept = plan.decisions.filter((d) => d.keep).map((d) => Number(d.backup.manifest.revision));
-    const changes = staleChanges(changeCatalogue(await store.list(opts.signal)), kept);
+    const changes = staleChanges(changeCatalogue(objects), kept);
     let removed = 0;
     if (!opts.dryRun) {
       removed = await executePrune(store, plan, opts.signal, opts.onRemoved);
@@ -121,8 +123,8 @@ export interface DeleteReport extends DeletePlan {
  */
 export async function deleteBackups(from: StoreRef, names: string[], opts: DeleteOptions = {}): Promise<DeleteReport> {
   return withStore(from, opts, async (store) => {
-    const cat = await readCatalogue(store, opts.signal);
-    const plan = planDelete(cat, await store.list(opts.signal), names, store.url, opts.force);
+    const objects = await store.list(opts.signal);
+    const plan = planDelete(await readCatalogue(store, opts.signal, objects), objects, names, store.url, opts.force);
     let removed = 0;
     if (!opts.dryRun) {
       for (const o of plan.backups.flatMap((b) => b.objects)) {

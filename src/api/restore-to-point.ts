@@ -48,8 +48,9 @@ export async function restoreToPoint(config: Config, from: StoreRef, opts: Point
   return withStore(from, opts, async (store) => {
     const report = phases(opts.onProgress);
     report.phase('catalogue');
-    const cat = await readCatalogue(store, opts.signal);
-    const changes = changeCatalogue(await store.list(opts.signal));
+    const objects = await store.list(opts.signal);
+    const cat = await readCatalogue(store, opts.signal, objects);
+    const changes = changeCatalogue(objects);
     const path = pathTo(cat.backups, changes.segments, target, store.url);
     const m = path.backup.manifest;
     const identities = opts.identities ?? [];

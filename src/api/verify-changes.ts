@@ -24,8 +24,9 @@ export interface ChangeLogReport {
 /** Downloads and checks every change segment (checksum, counts, order, range) and the chain they make. */
 export async function verifyChanges(from: StoreRef, opts: StoreOptions & Pick<OperationOptions, 'signal'> & { identities?: string[] } = {}): Promise<ChangeLogReport> {
   return withStore(from, opts, async (store) => {
-    const cat = await readCatalogue(store, opts.signal);
-    const { segments } = changeCatalogue(await store.list(opts.signal));
+    const objects = await store.list(opts.signal);
+    const cat = await readCatalogue(store, opts.signal, objects);
+    const { segments } = changeCatalogue(objects);
     const failed: ChangeLogReport['failed'] = [];
     let events = 0;
     const good = [];

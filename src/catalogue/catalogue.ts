@@ -25,8 +25,9 @@ export interface Catalogue {
 
 const MANIFEST_READS = 8;
 
-export async function readCatalogue(store: ObjectStore, signal?: AbortSignal): Promise<Catalogue> {
-  const objects = await store.list(signal);
+/** `listing`: the store's listing when the caller has one (it also reads the change log from it), so the store is listed once. */
+export async function readCatalogue(store: ObjectStore, signal?: AbortSignal, listing?: StoredObject[]): Promise<Catalogue> {
+  const objects = listing ?? (await store.list(signal));
   const byKey = new Map(objects.map((o) => [o.key, o]));
   const manifests = objects.filter((o) => classifyKey(o.key)?.role === 'manifest');
   const described = new Set<string>();
