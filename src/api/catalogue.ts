@@ -1,7 +1,7 @@
 import { type Catalogue, readCatalogue } from '../catalogue/catalogue';
 import type { Manifest } from '../catalogue/manifest';
 import { type DeletePlan, planDelete } from '../catalogue/delete';
-import { executePrune, planPrune, type PrunePlan } from '../catalogue/prune';
+import { executePrune, planPrune, type PrunePlan, removeInOrder } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
 import { changeCatalogue, recoveryWindows, type RecoveryWindow, staleChanges } from '../changes/chain';
 import type { StoredObject } from '../store/types';
@@ -91,11 +91,7 @@ export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOp
     let removed = 0;
     if (!opts.dryRun) {
       removed = await executePrune(store, plan, opts.signal, opts.onRemoved);
-      for (const o of changes) {
-        await store.remove(o.key, opts.signal);
-        removed++;
-        opts.onRemoved?.(o.key);
-      }
+      removed += await removeInOrder(store, changes.map((o) => o.key), opts.signal, opts.onRemoved);
     }
     return { store: store.url, ...plan, removed, changes };
   });
@@ -125,14 +121,8 @@ export async function deleteBackups(from: StoreRef, names: string[], opts: Delet
   return withStore(from, opts, async (store) => {
     const objects = await store.list(opts.signal);
     const plan = planDelete(await readCatalogue(store, opts.signal, objects), objects, names, store.url, opts.force);
-    let removed = 0;
-    if (!opts.dryRun) {
-      for (const o of plan.backups.flatMap((b) => b.objects)) {
-        await store.remove(o.key, opts.signal);
-        removed++;
-        opts.onRemoved?.(o.key);
-      }
-    }
+    const keys = plan.backups.flatMap((b) => b.objects.map((o) => o.key));
+    const removed = opts.dryRun ? 0 : await removeInOrder(store, keys, opts.signal, opts.onRemoved);
     return { store: store.url, ...plan, removed };
   });
 }

@@ -25,17 +25,15 @@ export function planPrune(cat: Catalogue, rules: KeepRules, now: Date): PrunePla
  * prune), never a listed backup whose archive is gone.
  */
 export async function executePrune(store: ObjectStore, plan: PrunePlan, signal?: AbortSignal, onRemoved?: (key: string) => void): Promise<number> {
-  let removed = 0;
-  const drop = async (key: string) => {
+  const dropped = plan.decisions.filter((d) => !d.keep).flatMap((d) => [d.backup.manifestKey, d.backup.archive.key]);
+  return removeInOrder(store, [...dropped, ...plan.staleIncomplete.map((o) => o.key)], signal, onRemoved);
+}
+
+/** Removes the objects one at a time, in the order given (a manifest before its archive); returns how many. */
+export async function removeInOrder(store: ObjectStore, keys: string[], signal?: AbortSignal, onRemoved?: (key: string) => void): Promise<number> {
+  for (const key of keys) {
     await store.remove(key, signal);
-    removed++;
     onRemoved?.(key);
-  };
-  for (const d of plan.decisions) {
-    if (d.keep) continue;
-    await drop(d.backup.manifestKey);
-    await drop(d.backup.archive.key);
   }
-  for (const o of plan.staleIncomplete) await drop(o.key);
-  return removed;
+  return keys.length;
 }

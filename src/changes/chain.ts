@@ -68,7 +68,6 @@ export function chainFrom(segments: SegmentEntry[], after: number): SegmentEntry
   }
 }
 
-/** Every recoverable window, oldest first; overlapping ones are merged. */
 /**
  * The backups a change log can continue: etcd-shield archives. An etcd
  * snapshot's keys come in revision order, and the merge with the changes
@@ -78,6 +77,7 @@ export function pointBases(backups: BackupEntry[]): BackupEntry[] {
   return backups.filter((b) => b.manifest.format === 'etcd-shield');
 }
 
+/** Every recoverable window, oldest first; overlapping ones are merged. */
 export function recoveryWindows(backups: BackupEntry[], segments: SegmentEntry[]): RecoveryWindow[] {
   const spans = pointBases(backups)
     .map((b): RecoveryWindow => {
@@ -125,13 +125,14 @@ export function pathTo(backups: BackupEntry[], segments: SegmentEntry[], target:
   const what = 'revision' in target ? `revision ${target.revision}` : `time ${target.time.toISOString()}`;
   const refuse = (why: string) =>
     new NotFoundError(`${what} cannot be restored from ${storeUrl}: ${why}. Recoverable windows: ${describeWindows(windows)}`, 'pick a revision or time inside one of the windows (`etcd-shield list --from URL` shows them)');
-  if (backups.length && !pointBases(backups).length) {
+  const bases = pointBases(backups);
+  if (backups.length && !bases.length) {
     throw new NotFoundError(
       `${what} cannot be restored from ${storeUrl}: its backups are all etcd snapshots, and a restore to a revision or time starts from an etcd-shield archive and its change log`,
       'restore a snapshot as it was taken: leave out --to-revision/--to-time, and pick it with --backup NAME or --before TIME',
     );
   }
-  const candidates = pointBases(backups).filter((b) => ('revision' in target ? Number(b.manifest.revision) <= target.revision : b.takenAt.getTime() <= target.time.getTime()));
+  const candidates = bases.filter((b) => ('revision' in target ? Number(b.manifest.revision) <= target.revision : b.takenAt.getTime() <= target.time.getTime()));
   if (!candidates.length) throw refuse('it lies before the oldest backup');
   // The newest backup that reaches the target; an older one may reach it across a newer backup's own gap.
   for (let i = candidates.length - 1; i >= 0; i--) {
