@@ -22,7 +22,7 @@ import { changesBench, changesMarkdown, changesTargets, changesText, type Change
 import { renderChart, type SizePoint, type ToolPoint } from './chart';
 import { Dataset, LAYOUT_ETCD_ARGS, LAYOUTS, parseLayout, type DatasetSpec, type Layout } from './data';
 import { client, load } from './loader';
-import { cpuSeconds, HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
+import { benchEnv, cpuSeconds, DROPPED_ENV, HAVE_GNU_TIME, measure, type Measured, type RunSpec } from './measure';
 import { formatSummary, summarise, type ProfileSummary } from './profile';
 import { formatStartup, startupBench } from './startup';
 import {
@@ -187,6 +187,8 @@ interface Machine {
   etcdctl: string;
   gnuTime: boolean;
   commit: string;
+  /** Set in the shell, left out of every measured command (DROPPED_ENV). */
+  dropped?: string[];
 }
 
 function firstLine(cmd: string, args: string[]): string {
@@ -209,11 +211,13 @@ function machine(): Machine {
     etcdctl: firstLine(ETCDCTL_BIN, ['version']).replace(/^etcdctl version:\s*/, ''),
     gnuTime: HAVE_GNU_TIME,
     commit: `${firstLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${dirty}`,
+    dropped: DROPPED_ENV.filter((k) => process.env[k] !== undefined),
   };
 }
 
 const describeMachine = (m: Machine) =>
-  `${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}, etcd ${m.etcd}, etcd-shield ${m.commit}`;
+  `${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}, etcd ${m.etcd}, etcd-shield ${m.commit}` +
+  (m.dropped?.length ? `; measured without ${m.dropped.join(', ')}` : '');
 
 // ---------------------------------------------------------------------------
 // Commands
@@ -242,13 +246,6 @@ function completeSeconds(log: string): number {
   return ms / 1000;
 }
 
-/** No inherited ETCD_* / ETCDCTL_* settings: they would change flags silently. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
 /** Node flags on the executable's `#!/usr/bin/env -S node FLAGS` line: they apply when it is run as a command. */
 function shebangFlags(file: string): string[] {
   const first = fs.readFileSync(file, 'utf8').split('\n', 1)[0]!;
@@ -260,21 +257,21 @@ function shebangFlags(file: string): string[] {
 const shield = (args: string[], nodeFlags: string[] = []): RunSpec => ({
   cmd: nodeFlags.length ? NODE : SHIELD,
   args: nodeFlags.length ? [...shebangFlags(SHIELD), ...nodeFlags, SHIELD, ...args] : args,
-  env: cleanEnv(),
+  env: benchEnv(),
   timeoutMs: COMMAND_TIMEOUT_MS,
 });
 
 const etcdctl = (url: string, args: string[]): RunSpec => ({
   cmd: ETCDCTL_BIN,
   args: [`--endpoints=${url}`, '--command-timeout=60m', '--dial-timeout=5s', ...args],
-  env: cleanEnv({ ETCDCTL_API: '3' }),
+  env: benchEnv({ ETCDCTL_API: '3' }),
   timeoutMs: COMMAND_TIMEOUT_MS,
 });
 
 const benchScript = (name: string, args: string[]): RunSpec => ({
   cmd: NODE,
   args: [path.join(__dirname, `${name}.js`), ...args],
-  env: cleanEnv(),
+  env: benchEnv(),
   timeoutMs: COMMAND_TIMEOUT_MS,
 });
 
@@ -485,7 +482,7 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
     const pid = s3!.proc.pid!;
     const before = cpuSeconds(pid);
     const logFrom = s3!.log().length;
-    const m = await measure({ ...spec, env: s3Env(spec.env ?? process.env) });
+    const m = await measure({ ...spec, env: s3Env(spec.env ?? benchEnv()) });
     return { m, s3rverCpuS: cpuSeconds(pid) - before, joinS: completeSeconds(s3!.log().slice(s3!.log().length >= logFrom ? logFrom : 0)) };
   };
   const recordS3 = (tool: Tool, r: { m: Measured; s3rverCpuS: number; joinS: number }) => {
@@ -553,7 +550,7 @@ async function benchSize(layout: Layout, keys: number, o: Options, runs: number)
             throw new Error(`unexpected backup summary: ${r.m.stderr}`);
           }
           // Untimed: what reached the store, as its manifest says. The store keeps every run's backup.
-          const manifest = await manifestOf(SHIELD, s3Store, storedName(r.m.stderr), s3Flags(), s3Env(cleanEnv()));
+          const manifest = await manifestOf(SHIELD, s3Store, storedName(r.m.stderr), s3Flags(), s3Env(benchEnv()));
           if (manifest.keys !== keys || manifest.compression !== 'zstd' || manifest.encryption.type !== 'age') {
             throw new Error(`the manifest says ${manifest.keys} keys, ${manifest.compression}, encryption ${manifest.encryption.type}`);
           }
@@ -695,7 +692,7 @@ async function compressionReport(src: EtcdCluster, keys: number, key: AgeKey | u
       if (c.age && !key) throw new Error(noKey ?? 'no age key');
       const args = ['backup', '--endpoints', src.url, '--to', emptyDir(dir), '--compress', c.compress, ...(c.age ? ['--encrypt-to', key!.recipient] : [])];
       const m = await measure({ ...shield(args), watch: [src.nodes[0]!.proc.pid!] });
-      const manifest = await manifestOf(SHIELD, dir, storedName(m.stderr), [], cleanEnv());
+      const manifest = await manifestOf(SHIELD, dir, storedName(m.stderr), [], benchEnv());
       if (manifest.keys !== keys || manifest.compression !== c.compress || manifest.encryption.type !== (c.age ? 'age' : 'none')) {
         throw new Error(`the manifest says ${manifest.keys} keys, ${manifest.compression}, encryption ${manifest.encryption.type}`);
       }

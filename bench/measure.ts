@@ -16,6 +16,25 @@ import * as path from 'node:path';
 export const GNU_TIME = '/usr/bin/time';
 export const HAVE_GNU_TIME = fs.existsSync(GNU_TIME);
 
+/**
+ * NODE_EXTRA_CA_CERTS makes Node 20 read and parse that file, with its own
+ * bundled roots, at every start: 50-60 ms of a 35 ms `node -e 0` on this
+ * machine, paid before a line of ours runs and not at all by Go's etcdctl.
+ * No measured command uses TLS, so the benchmark runs them as on a machine
+ * without it (docs/performance.md, "Start-up").
+ */
+export const DROPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS', 'DEBUG'];
+
+/** The caller's environment for a measured command, without ETCD_*, ETCDCTL_*, SHIELD_* (they change flags silently) or DROPPED_ENV. */
+export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('ETCD') || k.startsWith('SHIELD_') || DROPPED_ENV.includes(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
 export interface Measured {
   wallMs: number;
   /** Peak RSS of the measured command, in bytes. */
@@ -91,7 +110,7 @@ export async function measure(spec: RunSpec): Promise<Measured> {
   const [cmd, cmdArgs] = spec.pipeTo
     ? ['/bin/bash', ['-c', `set -o pipefail; "$@" | ${[spec.pipeTo.cmd, ...spec.pipeTo.args].map(quote).join(' ')} > /dev/null`, 'bash', ...(HAVE_GNU_TIME ? [GNU_TIME, ...argv] : [spec.cmd, ...argv])]]
     : [HAVE_GNU_TIME ? GNU_TIME : spec.cmd, argv];
-  const child = spawn(cmd, cmdArgs, { env: spec.env ?? process.env, stdio: ['ignore', stdout, 'pipe'] });
+  const child = spawn(cmd, cmdArgs, { env: spec.env ?? benchEnv(), stdio: ['ignore', stdout, 'pipe'] });
   if (outFd !== undefined) fs.closeSync(outFd);
   child.stderr!.on('data', (b: Buffer) => errChunks.push(b));
 

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEtcd } from '../test/harness';
 import { client, load } from './loader';
-import { median } from './measure';
+import { benchEnv, DROPPED_ENV, median } from './measure';
 
 export const INFO_TARGET = 1.3;
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -41,21 +41,14 @@ export interface StartupResult {
   runs: number;
   backup: { label: string; wallMs: number; firstRangeMs: number; firstRangeSinceNodeMs: number }[];
   bundleBytes?: number;
-}
-
-/** No etcd, debug or node settings from the caller's shell. */
-function quietEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCD') || k.startsWith('SHIELD_') || k === 'DEBUG' || k === 'NODE_OPTIONS') continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
+  /** Variables set in the caller's shell that the measured commands ran without (DROPPED_ENV). */
+  dropped: string[];
 }
 
 function timedRun(cmd: string, args: string[]): number {
   const start = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: 'ignore', env: quietEnv() });
+  // stdout is a pipe, as SHIELD's agent reads `info`.
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], env: benchEnv(), maxBuffer: 1 << 20 });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
   return ms;
@@ -98,7 +91,7 @@ function timeInfo(exes: Executable[], pairs: number): Pick<StartupResult, 'nodeM
 function backupOnce(exe: string, url: string, archive: string, mark: string): Promise<{ wallMs: number; firstRangeMs: number; firstRangeSinceNodeMs: number }> {
   fs.rmSync(archive, { force: true });
   fs.rmSync(mark, { force: true });
-  const env = quietEnv({ NODE_OPTIONS: `--require ${path.join(__dirname, 'first-range.js')}`, STARTUP_BENCH_FIRST_RANGE: mark });
+  const env = benchEnv({ NODE_OPTIONS: `--require ${path.join(__dirname, 'first-range.js')}`, STARTUP_BENCH_FIRST_RANGE: mark });
   return new Promise((resolve, reject) => {
     const spawnedAt = performance.timeOrigin + performance.now();
     const start = process.hrtime.bigint();
@@ -157,6 +150,7 @@ export async function startupBench(opts: StartupOptions = {}): Promise<StartupRe
       runs,
       backup: await timeBackup(exes, keys, runs, tmp),
       ...(fs.existsSync(bundle) && { bundleBytes: fs.statSync(bundle).size }),
+      dropped: DROPPED_ENV.filter((k) => process.env[k] !== undefined),
     };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -179,6 +173,7 @@ export function formatStartup(r: StartupResult): string {
     ),
   ];
   if (r.bundleBytes !== undefined) lines.push(`  dist/etcd-shield.js: ${(r.bundleBytes / 1024).toFixed(0)} KiB`);
+  if (r.dropped.length) lines.push(`  run without ${r.dropped.join(', ')} from this shell (bench/measure.ts, DROPPED_ENV)`);
   return lines.join('\n');
 }
 

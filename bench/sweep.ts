@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startEtcd } from '../test/harness';
 import { load, client } from './loader';
-import { measure, type RunSpec } from './measure';
+import { benchEnv, measure, type RunSpec } from './measure';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TMP = path.join(ROOT, 'bench', 'results', 'tmp');
@@ -22,7 +22,7 @@ const keys = Number(arg('keys', '100000'));
 const runs = Number(arg('runs', '2'));
 const shieldBin = path.resolve(arg('shield', path.join(ROOT, 'bin', 'etcd-shield')));
 const only = arg('only', 'read,backup,restore').split(',');
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_')));
+const env = benchEnv();
 // etcd-shield runs as its executable, so the node flags on its shebang line apply.
 const node = (args: string[]): RunSpec =>
   args[0] === shieldBin ? { cmd: shieldBin, args: args.slice(1), env } : { cmd: process.execPath, args, env };

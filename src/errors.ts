@@ -1,20 +1,12 @@
+import { ExitCode } from './exit-code';
+
 /**
  * Every failure etcd-shield reports is one of these. ERROR_KINDS is the one
  * table that maps each kind to its SHIELD exit code, the HTTP status a
  * service answers with, and the hint used when the thrower has none more
  * specific.
  */
-export const ExitCode = {
-  ok: 0,
-  usage: 1,
-  unsupportedAction: 2,
-  externalCommand: 3,
-  failure: 4,
-  badEndpointJson: 10,
-  missingKey: 11,
-  missingField: 12,
-  wrongType: 13,
-} as const;
+export { ExitCode };
 
 export interface ErrorKind {
   exitCode: number;

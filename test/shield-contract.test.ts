@@ -2,11 +2,12 @@
 // against real etcd processes on loopback.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeCerts } from './certs';
-import { assertNoCrash, describeRun, expectCode, fixturesDir, repoRoot, reportLines, runCli, startCli, type CliResult } from './cli';
+import { assertNoCrash, binPath, childEnv, describeRun, expectCode, fixturesDir, repoRoot, reportLines, runCli, startCli, type CliResult } from './cli';
 import { ExitCode } from '../src/errors';
 import { freePort, startEtcd, type EtcdCluster } from './harness';
 
@@ -172,6 +173,43 @@ describe('info, version, help and usage', () => {
     }
   });
 
+
+  test('info into a full, non-blocking pipe: the report waits for the reader and arrives whole', () => {
+    // perl (Debian's perl-base, always present) makes the pipe Node cannot: its write end
+    // non-blocking and already full when the CLI starts, so the report's first write gets EAGAIN.
+    const script = String.raw`
+      use strict; use Fcntl; use POSIX ();
+      pipe(my $r, my $w) or die "pipe: $!";
+      my $flags = fcntl($w, F_GETFL, 0); fcntl($w, F_SETFL, $flags | O_NONBLOCK) or die "fcntl: $!";
+      my $filled = 0;
+      while (1) { my $n = syswrite($w, 'x' x 4096); last unless defined $n; $filled += $n; }
+      $!{EAGAIN} or die "filling the pipe: $!";
+      my $pid = fork() // die "fork: $!";
+      if ($pid == 0) { close $r; open(STDOUT, '>&', $w) or die; exec(@ARGV) or die "exec: $!"; }
+      close $w;
+      # Wait until the CLI sits idle (no CPU for half a second) with the pipe still full: it has met EAGAIN.
+      my ($last, $idle) = ('', 0);
+      for (1 .. 80) {
+        open(my $st, '<', "/proc/$pid/stat") or die "CLI exited before reading: $!";
+        my @f = split ' ', (<$st> =~ s/^.*\) //r); close $st;
+        my $cpu = "$f[11] $f[12]";
+        $idle = $cpu eq $last ? $idle + 1 : 0; $last = $cpu;
+        last if $idle >= 2;
+        select(undef, undef, undef, 0.25);
+      }
+      my $alive = waitpid($pid, POSIX::WNOHANG()) == 0 ? 1 : 0;
+      local $/; my $all = <$r>; waitpid($pid, 0);
+      print STDOUT "idle=$idle alive=$alive exit=", $? >> 8, " filler=", (substr($all, 0, $filled) eq ("x" x $filled) ? 1 : 0), "\n", substr($all, $filled);
+    `;
+    const r = spawnSync('perl', ['-e', script, process.execPath, binPath, 'info'], { encoding: 'utf8', env: childEnv(), timeout: 60_000 });
+    assert.equal(r.status, 0, `perl: ${r.stderr}`);
+    const [status, ...report] = r.stdout.split('\n');
+    // Idle and alive with the pipe full: the CLI's write really met EAGAIN and was waiting.
+    assert.equal(status, 'idle=2 alive=1 exit=0 filler=1', r.stdout.slice(0, 400) + r.stderr);
+    const info = JSON.parse(report.join('\n')) as Info;
+    assert.equal(info.name, 'etcd-shield');
+    assert.ok(info.fields.length >= FIELD_NAMES.length);
+  });
   test('usage errors exit 1: unknown option, unknown command, extra argument, no command', async () => {
     const cases = [['--bogus'], ['backup', '--no-such-flag'], ['info', 'extra'], ['frobnicate'], []];
     const runs = await Promise.all(cases.map((a) => runCli(a)));
