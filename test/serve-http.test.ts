@@ -182,6 +182,7 @@ describe('serve over HTTP', () => {
       assert.equal(b.storedBytes, job.lastRun.bytes);
       assert.equal(b.prefix, '/app/');
       assert.deepEqual(r.json.incomplete, []);
+      assert.deepEqual(r.json.unfinished, []);
       assert.deepEqual(r.json.problems, []);
     }
     assertError(await http('/api/jobs/nope/backups'), 404, 'notFound', /no job "nope"/);

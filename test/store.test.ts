@@ -357,6 +357,17 @@ test('dir: check and list report a missing directory; put creates it', TIMEOUT, 
   fs.mkdirSync(path.join(dir, 'subdir'));
   fs.writeFileSync(path.join(dir, 'subdir', 'inner'), 'x');
   assert.deepEqual((await store.list()).map((o) => o.key), ['first']);
+  // The part file is an unfinished write of `first`; other hidden files are not.
+  fs.writeFileSync(path.join(dir, '.DS_Store'), 'x');
+  fs.writeFileSync(path.join(dir, '.ab.1.part'), 'x');
+  const unfinished = await store.unfinished();
+  assert.deepEqual(unfinished.map((w) => [w.id, w.key, w.size]).sort(), [['.ab.1.part', 'ab', 1], ['.first.123.part', 'first', 10]]);
+  await rejectsWith(store.discard({ ...unfinished[0]!, id: '../first' }), StoreError);
+  await rejectsWith(store.discard({ ...unfinished[0]!, id: 'first' }), StoreError);
+  await store.discard(unfinished.find((w) => w.key === 'first')!);
+  await store.discard(unfinished.find((w) => w.key === 'first')!); // already gone: not an error
+  assert.deepEqual((await store.unfinished()).map((w) => w.id), ['.ab.1.part']);
+  assert.deepEqual((await store.list()).map((o) => o.key), ['first']);
 
   const file = path.join(root, `file-${++seq}`);
   fs.writeFileSync(file, 'not a directory');

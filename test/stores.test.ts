@@ -3,6 +3,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -526,6 +527,62 @@ describe('a directory store', () => {
     assert.equal(fs.readdirSync(store).filter((f) => f.endsWith('.json')).length, kept.length + 1);
     await ok(['restore', '--endpoints', target.url, '--from', store]);
     assert.deepEqual(await content(dst), await content(src));
+  });
+
+  test('a backup killed outright leaves a part file: list says so, prune removes it once a day old, never a fresh one or a file not ours', async () => {
+    const store = path.join(tmp, 'dir-killed');
+    // Enough random bytes (24 MB) that the backup is still writing when it is stopped.
+    const big = await startEtcd();
+    const bigClient = new Etcd3({ hosts: big.url });
+    try {
+      const value = () => crypto.randomBytes(12 * 1024);
+      for (let i = 0; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => bigClient.kv.put({ key: Buffer.from(`/big/${i + j}`), value: value() })));
+      const run = startCli(['backup', '--endpoints', big.url, '--to', store]);
+      const parts = () => (fs.existsSync(store) ? fs.readdirSync(store).filter((f) => f.endsWith('.part')) : []);
+      const writing = () => parts().some((f) => fs.statSync(path.join(store, f), { throwIfNoEntry: false })?.size);
+      const exited = run.exit.then(() => true);
+      while (!writing() && !(await Promise.race([exited, new Promise<false>((r) => setTimeout(() => r(false), 2))]))) {
+        // polling for the part file
+      }
+      run.child.kill('SIGKILL');
+      const r = await run.exit;
+      // The fault hit: killed mid-write, with its part file there and nothing committed.
+      assert.equal(run.child.signalCode, 'SIGKILL', `the backup ended before it was killed\n${describeRun(r)}`);
+      const [part] = parts();
+      assert.ok(part, 'no part file was left');
+      assert.deepEqual(fs.readdirSync(store).filter((f) => !f.startsWith('.')), []);
+    } finally {
+      bigClient.close();
+      await big.stop();
+    }
+    const [part] = fs.readdirSync(store);
+    // Someone else's hidden file that looks like a part file, a week old: not ours to remove.
+    const foreign = path.join(store, '.notes.txt.42.part');
+    fs.writeFileSync(foreign, 'mine');
+    fs.utimesSync(foreign, new Date(Date.now() - 7 * 86400_000), new Date(Date.now() - 7 * 86400_000));
+
+    const listed = await ok(['list', '--from', store]);
+    assert.match(listed.stderr, new RegExp(`note: 1 unfinished write\\(s\\) left by runs that were killed \\(${part!.replace(/\./g, '\\.')}, [\\d.]+ (B|KiB|MiB)\\)`));
+    assert.doesNotMatch(listed.stderr, /nothing etcd-shield wrote/);
+    const json = JSON.parse((await ok(['list', '--from', store, '--json'])).stdout.toString()) as { unfinished: { id: string; key: string; bytes: number }[] };
+    assert.deepEqual(json.unfinished.map((w) => w.id), [part]);
+    assert.match(json.unfinished[0]!.key, /\.archive\.zst$/);
+
+    // Fresh: a run might still be writing it.
+    const fresh = JSON.parse((await ok(['prune', '--from', store, '--keep-last', '1', '--dry-run', '--json'])).stdout.toString()) as { unfinishedRemoved: string[] };
+    assert.deepEqual(fresh.unfinishedRemoved, []);
+    const old = new Date(Date.now() - 2 * 86400_000);
+    fs.utimesSync(path.join(store, part!), old, old);
+    const dry = JSON.parse((await ok(['prune', '--from', store, '--keep-last', '1', '--dry-run', '--json'])).stdout.toString()) as { unfinishedRemoved: string[] };
+    assert.deepEqual(dry.unfinishedRemoved, [part]);
+    assert.ok(fs.existsSync(path.join(store, part!)), 'a dry run removed the part file');
+    const pruned = await ok(['prune', '--from', store, '--keep-last', '1']);
+    assert.match(pruned.stdout.toString(), new RegExp(`^delete\\s+${part!.replace(/\./g, '\\.')}  \\(unfinished write of \\S+ by a run that was killed`, 'm'));
+    assert.match(pruned.stderr, /prune done: kept 0 backups and deleted 0 backups, 1 unfinished write\(s\)/);
+    assert.deepEqual(fs.readdirSync(store), [path.basename(foreign)]);
+
+    await ok(['backup', '--endpoints', source.url, '--to', store]);
+    assert.equal((await list(store)).backups.length, 1);
   });
 
   test('restore --before picks the newest backup at or before a time; bad selectors say what exists', async () => {

@@ -4,7 +4,9 @@ import { type DeletePlan, planDelete } from '../catalogue/delete';
 import { executePrune, planPrune, type PrunePlan, removeInOrder } from '../catalogue/prune';
 import type { KeepRules } from '../catalogue/retention';
 import { changeCatalogue, recoveryWindows, type RecoveryWindow, staleChanges } from '../changes/chain';
-import type { StoredObject } from '../store/types';
+import { classifyKey } from '../catalogue/naming';
+import { isGapKey, parseSegmentKey } from '../changes/naming';
+import type { ObjectStore, StoredObject, UnfinishedWrite } from '../store/types';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 
@@ -20,6 +22,8 @@ export interface CatalogueJson {
   /** Oldest first. */
   backups: (Manifest & { storedAt: string })[];
   incomplete: { key: string; bytes: number; modified: string }[];
+  /** Left by runs killed outright (a directory store's part files); prune removes them after a day. */
+  unfinished: { id: string; key: string; bytes: number; modified: string }[];
   problems: { key: string; message: string }[];
   /** What restore --to-revision / --to-time can reach: from a backup through contiguous change segments. */
   windows: { fromRevision: number; fromTime: string; toRevision: number; toTime: string; backup: string }[];
@@ -29,6 +33,8 @@ export interface CatalogueJson {
 /** A store's backups plus its change log: segments, gap markers and the windows they make. */
 export interface StoreListing extends Catalogue {
   store: string;
+  /** Writes of our objects that killed runs left behind. */
+  unfinished: UnfinishedWrite[];
   windows: RecoveryWindow[];
   changes: { segments: number; bytes: number; gaps: string[] };
 }
@@ -40,6 +46,7 @@ export function catalogueJson(cat: StoreListing): CatalogueJson {
     changes: cat.changes,
     backups: cat.backups.map((b) => ({ ...b.manifest, storedAt: b.archive.modified.toISOString() })),
     incomplete: cat.incomplete.map((o) => ({ key: o.key, bytes: o.size, modified: o.modified.toISOString() })),
+    unfinished: cat.unfinished.map((w) => ({ id: w.id, key: w.key, bytes: w.size, modified: w.modified.toISOString() })),
     problems: cat.problems,
   };
 }
@@ -53,10 +60,17 @@ export async function listBackups(from: StoreRef, opts: StoreOptions & Pick<Oper
     return {
       store: store.url,
       ...cat,
+      unfinished: await unfinishedWrites(store, opts.signal),
       windows: recoveryWindows(cat.backups, changes.segments),
       changes: { segments: changes.segments.length, bytes: changes.segments.reduce((n, s) => n + s.object.size, 0), gaps: changes.gaps.map((g) => g.key) },
     };
   });
+}
+
+/** Unfinished writes of backups and change-log objects only: a file of someone else's is not ours to remove. */
+async function unfinishedWrites(store: ObjectStore, signal?: AbortSignal): Promise<UnfinishedWrite[]> {
+  const ours = (key: string) => classifyKey(key) !== undefined || parseSegmentKey(key) !== undefined || isGapKey(key);
+  return ((await store.unfinished?.(signal)) ?? []).filter((w) => ours(w.key));
 }
 
 export interface PruneOptions extends StoreOptions, Pick<OperationOptions, 'signal'> {
@@ -78,14 +92,15 @@ export interface PruneReport extends PrunePlan {
 
 /**
  * Applies restic's keep rules to the store's complete backups, always
- * keeping the newest, and removes incomplete archives older than a day,
- * and the change segments older than the oldest kept backup.
+ * keeping the newest, and removes incomplete archives and killed runs'
+ * unfinished writes older than a day, and the change segments older than
+ * the oldest kept backup.
  * Unreadable manifests and what they describe are left alone.
  */
 export async function pruneStore(from: StoreRef, rules: KeepRules, opts: PruneOptions = {}): Promise<PruneReport> {
   return withStore(from, opts, async (store) => {
     const objects = await store.list(opts.signal);
-    const plan = planPrune(await readCatalogue(store, opts.signal, objects), rules, opts.now ?? new Date());
+    const plan = planPrune(await readCatalogue(store, opts.signal, objects), rules, opts.now ?? new Date(), await unfinishedWrites(store, opts.signal));
     const kept = plan.decisions.filter((d) => d.keep).map((d) => Number(d.backup.manifest.revision));
     const changes = staleChanges(changeCatalogue(objects), kept);
     let removed = 0;

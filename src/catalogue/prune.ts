@@ -1,4 +1,4 @@
-import type { ObjectStore, StoredObject } from '../store/types';
+import type { ObjectStore, StoredObject, UnfinishedWrite } from '../store/types';
 import type { Catalogue } from './catalogue';
 import { applyRetention, type KeepRules, type RetentionDecision } from './retention';
 
@@ -10,12 +10,17 @@ export interface PrunePlan {
   decisions: RetentionDecision[];
   /** Archives with no manifest, older than a day. */
   staleIncomplete: StoredObject[];
+  /** Writes of killed runs (a directory's part files) not written to for a day. */
+  staleUnfinished: UnfinishedWrite[];
 }
 
-export function planPrune(cat: Catalogue, rules: KeepRules, now: Date): PrunePlan {
+/** `unfinished`: the store's unfinished writes of our objects (ObjectStore.unfinished). */
+export function planPrune(cat: Catalogue, rules: KeepRules, now: Date, unfinished: UnfinishedWrite[] = []): PrunePlan {
+  const stale = (o: { modified: Date }) => now.getTime() - o.modified.getTime() > INCOMPLETE_AFTER_MS;
   return {
     decisions: applyRetention(cat.backups, rules),
-    staleIncomplete: cat.incomplete.filter((o) => now.getTime() - o.modified.getTime() > INCOMPLETE_AFTER_MS),
+    staleIncomplete: cat.incomplete.filter(stale),
+    staleUnfinished: unfinished.filter(stale),
   };
 }
 
@@ -26,7 +31,12 @@ export function planPrune(cat: Catalogue, rules: KeepRules, now: Date): PrunePla
  */
 export async function executePrune(store: ObjectStore, plan: PrunePlan, signal?: AbortSignal, onRemoved?: (key: string) => void): Promise<number> {
   const dropped = plan.decisions.filter((d) => !d.keep).flatMap((d) => [d.backup.manifestKey, d.backup.archive.key]);
-  return removeInOrder(store, [...dropped, ...plan.staleIncomplete.map((o) => o.key)], signal, onRemoved);
+  const removed = await removeInOrder(store, [...dropped, ...plan.staleIncomplete.map((o) => o.key)], signal, onRemoved);
+  for (const w of plan.staleUnfinished) {
+    await store.discard?.(w, signal);
+    onRemoved?.(w.id);
+  }
+  return removed + plan.staleUnfinished.length;
 }
 
 /** Removes the objects one at a time, in the order given (a manifest before its archive); returns how many. */

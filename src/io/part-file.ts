@@ -9,6 +9,16 @@ const close = promisify(closeCb);
 const fdatasync = promisify(fdatasyncCb);
 const fsync = promisify(fsyncCb);
 
+/** `.NAME.PID.part`, hidden beside NAME. */
+export function partName(name: string, pid: number): string {
+  return `.${name}.${pid}.part`;
+}
+
+/** The NAME a part file was for, or undefined when `file` is not a part file's name. */
+export function partTarget(file: string): string | undefined {
+  return /^\.(.+)\.\d+\.part$/s.exec(file)?.[1];
+}
+
 /** Written data is pushed to disk every this many bytes, so the final fsync has little left to do. */
 const SYNC_EVERY = 32 * 1024 * 1024;
 
@@ -29,7 +39,7 @@ export class PartFile {
   ) {}
 
   static open(target: string): PartFile {
-    const part = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+    const part = join(dirname(target), partName(basename(target), process.pid));
     let fd: number;
     try {
       fd = openSync(part, 'wx', 0o600);

@@ -6,11 +6,11 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { FileError, NotFoundError, ShieldError, StoreError } from '../errors';
-import { PartFile } from '../io/part-file';
+import { PartFile, partTarget } from '../io/part-file';
 import { makeDirectory } from '../io/make-directory';
 import { checkKey, keyProblem } from './keys';
 import { bodyFailure, cancelled, guarded, messageOf, readAtMost, tooLarge } from './streams';
-import type { ObjectStore, StoredObject } from './types';
+import type { ObjectStore, StoredObject, UnfinishedWrite } from './types';
 
 const writeFile = promisify(writeFileCb);
 const WRITE_BUFFER = 1024 * 1024;
@@ -46,25 +46,7 @@ export class DirectoryStore implements ObjectStore {
   }
 
   async list(signal?: AbortSignal): Promise<StoredObject[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      throw this.dirError(err);
-    }
-    const objects: StoredObject[] = [];
-    for (const name of names) {
-      if (signal?.aborted) throw cancelled(`listing ${this.url}`);
-      if (keyProblem(name)) continue;
-      try {
-        const st = await stat(join(this.dir, name));
-        if (st.isFile()) objects.push({ key: name, size: st.size, modified: st.mtime });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed while we listed
-        throw new StoreError(`cannot list ${this.url}: ${messageOf(err)}`, undefined, { cause: err });
-      }
-    }
-    return objects;
+    return (await this.files((name) => !keyProblem(name), signal)).map(({ name, size, modified }) => ({ key: name, size, modified }));
   }
 
   async read(key: string, signal?: AbortSignal): Promise<Readable> {
@@ -156,8 +138,51 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
+  async unfinished(signal?: AbortSignal): Promise<UnfinishedWrite[]> {
+    const ours = (name: string) => {
+      const key = partTarget(name);
+      return key !== undefined && !keyProblem(key);
+    };
+    return (await this.files(ours, signal)).map(({ name, size, modified }) => ({ id: name, key: partTarget(name)!, size, modified }));
+  }
+
+  async discard(write: UnfinishedWrite, signal?: AbortSignal): Promise<void> {
+    // Only a part file's name, directly in the store's directory.
+    if (partTarget(write.id) === undefined || write.id.includes('/')) throw new StoreError(`${JSON.stringify(write.id)} is not a part file of ${this.url}`);
+    if (signal?.aborted) throw cancelled(`removing ${write.id} from ${this.url}`);
+    try {
+      await unlink(join(this.dir, write.id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StoreError(`cannot remove ${write.id} from ${this.url}: ${messageOf(err)}`, 'check the permissions of the directory', { cause: err });
+    }
+  }
+
   close(): void {
     // Nothing is held between calls.
+  }
+
+  /** The regular files of the directory whose names `wanted` takes, with size and mtime. */
+  private async files(wanted: (name: string) => boolean, signal?: AbortSignal): Promise<{ name: string; size: number; modified: Date }[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      throw this.dirError(err);
+    }
+    const files = [];
+    for (const name of names) {
+      if (signal?.aborted) throw cancelled(`listing ${this.url}`);
+      if (!wanted(name)) continue;
+      try {
+        const st = await stat(join(this.dir, name));
+        if (st.isFile()) files.push({ name, size: st.size, modified: st.mtime });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed (or renamed into place) while we listed
+        throw new StoreError(`cannot list ${this.url}: ${messageOf(err)}`, undefined, { cause: err });
+      }
+    }
+    return files;
   }
 
   private async makeDirectory(): Promise<void> {

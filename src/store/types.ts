@@ -7,6 +7,17 @@ export interface StoredObject {
   modified: Date;
 }
 
+/** What a run killed outright (SIGKILL, the OOM killer, a power cut) left behind: a directory store's part file. */
+export interface UnfinishedWrite {
+  /** The store's own name for it (a part file's name). */
+  id: string;
+  /** The object it was writing. */
+  key: string;
+  size: number;
+  /** When it was last written to. */
+  modified: Date;
+}
+
 /**
  * Where backups live: a directory or an S3 prefix. Keys are plain names
  * (no "/", no leading ".": a UsageError otherwise), relative to the store's
@@ -46,6 +57,15 @@ export interface ObjectStore {
   putBytes(key: string, data: Buffer, signal?: AbortSignal): Promise<void>;
   /** Removes the object; removing a missing one is not an error. */
   remove(key: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Writes that runs killed outright left behind, which a run that fails or
+   * is stopped removes itself. Only a directory store has them: an S3
+   * multipart upload left unfinished is the bucket's lifecycle rule's to
+   * clear (AbortIncompleteMultipartUpload).
+   */
+  unfinished?(signal?: AbortSignal): Promise<UnfinishedWrite[]>;
+  /** Removes one of them; a missing one is not an error. */
+  discard?(write: UnfinishedWrite, signal?: AbortSignal): Promise<void>;
   /** Releases connections. */
   close(): void;
 }

@@ -172,4 +172,12 @@ describe('retention (restic rules, UTC)', () => {
     ] };
     assert.deepEqual(planPrune(cat, { last: 1 }, now).staleIncomplete.map((o) => o.key), [archiveKey('2026-12-09T00-00-00Z-r1-aaaa', '.zst')]);
   });
+  test("prune plans to remove killed runs' unfinished writes only once nothing has written to them for a day", () => {
+    const now = new Date('2026-12-10T12:00:00Z');
+    const write = (id: string, modified: string) => ({ id, key: id.slice(1, -9), size: 9, modified: new Date(modified) });
+    const unfinished = [write('.old.archive.zst.00001.part', '2026-12-09T11:59:59Z'), write('.new.archive.zst.00002.part', '2026-12-10T11:00:00Z')];
+    const plan = planPrune(catalogue([entry('2026-12-10T00:00:00Z')]), { last: 1 }, now, unfinished);
+    assert.deepEqual(plan.staleUnfinished.map((w) => w.id), ['.old.archive.zst.00001.part']);
+    assert.deepEqual(planPrune(catalogue([]), { last: 1 }, now).staleUnfinished, []);
+  });
 });

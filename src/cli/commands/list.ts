@@ -25,9 +25,13 @@ export async function runList(from: string, opts: StoreFlags & { json?: boolean 
     if (cat.changes.segments) ctx.say(`change log: ${cat.changes.segments} segment${cat.changes.segments === 1 ? '' : 's'}, ${humanBytes(cat.changes.bytes)}`);
     for (const g of cat.changes.gaps) ctx.say(`gap: ${g} (changes were compacted away before they were recorded; a window ends there)`);
     if (cat.incomplete.length) ctx.say(`note: ${cat.incomplete.length} incomplete archive(s) without a manifest (failed or running backups; prune removes them after a day)`);
+    if (cat.unfinished.length) {
+      const bytes = cat.unfinished.reduce((n, w) => n + w.size, 0);
+      ctx.say(`note: ${cat.unfinished.length} unfinished write(s) left by runs that were killed (${cat.unfinished[0]!.id}${cat.unfinished.length > 1 ? ' ...' : ''}, ${humanBytes(bytes)}); prune removes them once nothing has written to them for a day`);
+    }
     for (const p of cat.problems) ctx.say(`warning: ${p.message}`);
     // Usually a mistyped path: say so rather than just "0 backups".
-    if (!cat.backups.length && !cat.incomplete.length && !cat.changes.segments && !cat.problems.length) {
+    if (!cat.backups.length && !cat.incomplete.length && !cat.unfinished.length && !cat.changes.segments && !cat.problems.length) {
       ctx.say(`note: nothing etcd-shield wrote is under ${cat.store}; check the path (each cluster and prefix has its own, as given to backup --to)`);
     }
   }

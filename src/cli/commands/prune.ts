@@ -1,5 +1,6 @@
 import { pruneStore } from '../../api/catalogue';
 import type { KeepRules } from '../../catalogue/retention';
+import { humanBytes } from '../../util/format';
 import type { RunContext } from '../context';
 import { printReport } from '../stdout';
 import { type KeepFlags, type StoreFlags, storeOptions } from '../store-flags';
@@ -21,6 +22,7 @@ export async function runPrune(from: string, opts: StoreFlags & KeepFlags & { dr
           dryRun: Boolean(opts.dryRun),
           backups: r.decisions.map((d) => ({ name: d.backup.name, takenAt: d.backup.manifest.takenAt, keep: d.keep, reasons: d.reasons })),
           incompleteRemoved: r.staleIncomplete.map((o) => o.key),
+          unfinishedRemoved: r.staleUnfinished.map((w) => w.id),
           changesRemoved: r.changes.map((o) => o.key),
           removedObjects: r.removed,
         },
@@ -33,11 +35,18 @@ export async function runPrune(from: string, opts: StoreFlags & KeepFlags & { dr
     const col = (word: string) => word.padEnd(verb.length + 1);
     const lines = r.decisions.map((d) => (d.keep ? `${col('keep')}${d.backup.name}  (${d.reasons.join(', ')})` : `${col(verb)}${d.backup.name}  (no rule keeps it)`));
     for (const o of r.staleIncomplete) lines.push(`${col(verb)}${o.key}  (incomplete: no manifest, last written ${o.modified.toISOString()})`);
+    for (const w of r.staleUnfinished) lines.push(`${col(verb)}${w.id}  (unfinished write of ${w.key} by a run that was killed, ${humanBytes(w.size)}, last written ${w.modified.toISOString()})`);
     if (r.changes.length) lines.push(`${col(verb)}${r.changes.length} change segment(s) and gap marker(s) older than the oldest kept backup (${r.changes[0]!.key} ...)`);
     if (lines.length) printReport(lines.join('\n'));
   }
   const kept = r.decisions.length - dropped.length;
+  const also = [
+    r.staleIncomplete.length && `${r.staleIncomplete.length} incomplete archive(s)`,
+    r.staleUnfinished.length && `${r.staleUnfinished.length} unfinished write(s)`,
+    r.changes.length && `${r.changes.length} change-log object(s)`,
+  ].filter(Boolean);
+  const plural = (n: number) => `${n} backup${n === 1 ? '' : 's'}`;
   ctx.say(
-    `${opts.dryRun ? 'dry run: nothing was deleted; prune would keep' : 'prune done: kept'} ${kept} backup${kept === 1 ? '' : 's'} and ${opts.dryRun ? 'delete' : 'deleted'} ${dropped.length}${r.staleIncomplete.length ? ` and ${r.staleIncomplete.length} incomplete archive(s)` : ''} in ${r.store}`,
+    `${opts.dryRun ? 'dry run: nothing was deleted; prune would keep' : 'prune done: kept'} ${plural(kept)} and ${opts.dryRun ? 'delete' : 'deleted'} ${plural(dropped.length)}${also.length ? `, ${also.join(', ')}` : ''} in ${r.store}`,
   );
 }
