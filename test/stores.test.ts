@@ -583,6 +583,14 @@ describe('a directory store', () => {
 
     await ok(['backup', '--endpoints', source.url, '--to', store]);
     assert.equal((await list(store)).backups.length, 1);
+
+    // A killed run's temporary copy (a download, a snapshot) goes when the next run makes one.
+    const scratch = fs.mkdtempSync(path.join(tmp, 'scratch-'));
+    const leftover = path.join(scratch, `etcd-shield-${spawnSync('true').pid}-Xy12`);
+    fs.mkdirSync(leftover);
+    fs.writeFileSync(path.join(leftover, 'download'), 'x'.repeat(4096));
+    await ok(['verify', '--from', store], { TMPDIR: scratch });
+    assert.deepEqual(fs.readdirSync(scratch), []);
   });
 
   test('restore --before picks the newest backup at or before a time; bad selectors say what exists', async () => {
