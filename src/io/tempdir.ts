@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keepAtExit, removeAtExit } from './exit-cleanup';
@@ -7,6 +7,7 @@ import { keepAtExit, removeAtExit } from './exit-cleanup';
 export const TEMP_ROOM_HINT = 'free space in the temporary directory, or set TMPDIR to a directory with room for the whole archive or snapshot';
 
 const PREFIX = 'etcd-shield-';
+const RUN_DIR = /^etcd-shield-(\d+)-[^/]+$/;
 let swept = false;
 
 /** Runs fn with a private (0700) temporary directory that is always removed. */
@@ -40,11 +41,13 @@ export function sweepDeadRuns(root: string): string[] {
     return removed; // the run's own mkdtemp reports a missing or unreadable TMPDIR
   }
   for (const name of names) {
-    const pid = new RegExp(`^${PREFIX}(\\d+)-[^/]+$`).exec(name)?.[1];
+    const pid = RUN_DIR.exec(name)?.[1];
     if (pid === undefined || Number(pid) === process.pid || alive(Number(pid))) continue;
     const dir = join(root, name);
     try {
-      if (!statSync(dir).isDirectory() || statSync(dir).uid !== process.getuid?.()) continue;
+      // lstat: a symbolic link of that name is not a directory of ours.
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
       rmSync(dir, { recursive: true, force: true });
       removed.push(dir);
     } catch {

@@ -20,10 +20,13 @@ test("the temporary directories of dead runs are swept; a live run's, and anythi
   const stale = made(`etcd-shield-${dead}-AbC123`);
   const kept = [made(`etcd-shield-${process.pid}-mine`), made('etcd-shield-1-init'), made('etcd-shield-old-style'), made('other-tool-123-x')];
   fs.writeFileSync(path.join(root, `etcd-shield-${dead}-file`), 'a file, not a directory');
-  kept.push(`etcd-shield-${dead}-file`);
+  // A link of that name to someone's directory: neither it nor what it points at is touched.
+  fs.symlinkSync(path.join(root, 'other-tool-123-x'), path.join(root, `etcd-shield-${dead}-link`));
+  kept.push(`etcd-shield-${dead}-file`, `etcd-shield-${dead}-link`);
 
   assert.deepEqual(sweepDeadRuns(root), [path.join(root, stale)]);
   assert.deepEqual(fs.readdirSync(root).sort(), kept.sort());
+  assert.ok(fs.existsSync(path.join(root, 'other-tool-123-x', 'snapshot.db')));
   assert.deepEqual(sweepDeadRuns(path.join(root, 'missing')), []);
 });
 
