@@ -1,9 +1,10 @@
-import { close as closeCb, closeSync, fdatasync as fdatasyncCb, fsync as fsyncCb, openSync, unlinkSync } from 'node:fs';
+import { close as closeCb, closeSync, fdatasync as fdatasyncCb, fsync as fsyncCb, lstatSync, openSync, readdirSync, unlinkSync } from 'node:fs';
 import { open as opendir, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { FileError } from '../errors';
 import { keepAtExit, removeAtExit } from './exit-cleanup';
+import { processAlive } from './process-alive';
 
 const close = promisify(closeCb);
 const fdatasync = promisify(fdatasyncCb);
@@ -14,9 +15,36 @@ export function partName(name: string, pid: number): string {
   return `.${name}.${pid}.part`;
 }
 
+const PART = /^\.(.+)\.(\d+)\.part$/s;
+
 /** The NAME a part file was for, or undefined when `file` is not a part file's name. */
 export function partTarget(file: string): string | undefined {
-  return /^\.(.+)\.\d+\.part$/s.exec(file)?.[1];
+  return PART.exec(file)?.[1];
+}
+
+/**
+ * Removes the part files that runs killed outright left for this target
+ * (an `--out` file written again and again by cron), when their process
+ * is gone from this host and they are this user's.
+ */
+function removeDeadParts(target: string): void {
+  const dir = dirname(target);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // opening the part file reports it
+  }
+  for (const name of names) {
+    const m = PART.exec(name);
+    if (!m || m[1] !== basename(target) || Number(m[2]) === process.pid || processAlive(Number(m[2]))) continue;
+    try {
+      const st = lstatSync(join(dir, name));
+      if (st.isFile() && st.uid === process.getuid?.()) unlinkSync(join(dir, name));
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
 }
 
 /** Written data is pushed to disk every this many bytes, so the final fsync has little left to do. */
@@ -39,6 +67,7 @@ export class PartFile {
   ) {}
 
   static open(target: string): PartFile {
+    removeDeadParts(target);
     const part = join(dirname(target), partName(basename(target), process.pid));
     let fd: number;
     try {

@@ -2,6 +2,7 @@ import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keepAtExit, removeAtExit } from './exit-cleanup';
+import { processAlive } from './process-alive';
 
 /** What to do when a temporary copy (a spooled stream, a download, a snapshot on its way to a store) does not fit. */
 export const TEMP_ROOM_HINT = 'free space in the temporary directory, or set TMPDIR to a directory with room for the whole archive or snapshot';
@@ -42,7 +43,7 @@ export function sweepDeadRuns(root: string): string[] {
   }
   for (const name of names) {
     const pid = RUN_DIR.exec(name)?.[1];
-    if (pid === undefined || Number(pid) === process.pid || alive(Number(pid))) continue;
+    if (pid === undefined || Number(pid) === process.pid || processAlive(Number(pid))) continue;
     const dir = join(root, name);
     try {
       // lstat: a symbolic link of that name is not a directory of ours.
@@ -55,14 +56,4 @@ export function sweepDeadRuns(root: string): string[] {
     }
   }
   return removed;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, another user's.
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
