@@ -219,6 +219,7 @@ async function loadBackups(name, node) {
     if (body.backups.length > rows.length) extra.push(`${body.backups.length} in all, newest ${rows.length} shown`);
     if (!body.backups.length) extra.push('the store holds no complete backup yet');
     if (body.incomplete.length) extra.push(`${body.incomplete.length} incomplete archive(s)`);
+    if (body.unfinished.length) extra.push(`${body.unfinished.length} unfinished write(s) of killed runs`);
     if (body.problems.length) extra.push(`${body.problems.length} unreadable manifest(s)`);
     note.textContent = extra.join(' · ');
     note.classList.remove('error');
