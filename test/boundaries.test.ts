@@ -32,11 +32,13 @@ describe('guessed page ends', () => {
             const guess = density.guessEnd(start, spanEnd, want, keys);
             if (!guess) continue;
             assert.ok(Buffer.compare(guess, start) > 0, `guess ${guess.toString('hex')} is not above start ${start.toString('hex')}`);
-            if (spanEnd !== OPEN) assert.ok(Buffer.compare(guess, spanEnd) < 0, `guess ${guess.toString('hex')} is not below end ${spanEnd.toString('hex')}`);
+            // A range end of the one byte 0 is etcd's "to the end of the keyspace", whoever made it.
+            if (!spanEnd.equals(OPEN)) assert.ok(Buffer.compare(guess, spanEnd) < 0, `guess ${guess.toString('hex')} is not below end ${spanEnd.toString('hex')}`);
           }
         },
       ),
-      { numRuns: 2000 },
+      // Found by a CI run: a span ending at the byte 0, which etcd reads as open.
+      { numRuns: 2000, examples: [[[[[Buffer.from([]), Buffer.from([123, 0])], false]], Buffer.from([0]), Buffer.from([]), 1, undefined]] },
     );
   });
 
