@@ -151,7 +151,7 @@ describe('etcd snapshots in a store (backup --mode snapshot --to)', () => {
     const args = [process.execPath, binPath, 'backup', '--endpoints', source.url, '--mode', 'snapshot', '--to', store];
     const r = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', ...args], { env: childEnv({ TMPDIR: scratch }), encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 4, r.stderr);
-    assert.match(r.stderr, new RegExp(`cannot write ${scratch}/etcd-shield-\\w+/snapshot\\.db: EFBIG.*the snapshot's temporary copy, on its way to file://${store}`));
+    assert.match(r.stderr, new RegExp(`cannot write ${scratch}/etcd-shield-\\d+-\\w+/snapshot\\.db: EFBIG.*the snapshot's temporary copy, on its way to file://${store}`));
     assert.match(r.stderr, /what to do: .*set TMPDIR to a directory with room/);
     assert.ok((await sent()) > before, 'the snapshot was never streamed');
     assert.deepEqual(fs.readdirSync(scratch), [], 'the temporary copy was left behind');
