@@ -17,6 +17,7 @@ export const GNU_TIME = '/usr/bin/time';
 export const HAVE_GNU_TIME = fs.existsSync(GNU_TIME);
 
 /**
+ * DEBUG and NODE_OPTIONS change what a measured command does. And
  * NODE_EXTRA_CA_CERTS makes Node 20 read and parse that file, with its own
  * bundled roots, at every start: 50-60 ms of a 35 ms `node -e 0` on this
  * machine, paid before a line of ours runs and not at all by Go's etcdctl.
