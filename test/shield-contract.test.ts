@@ -173,7 +173,6 @@ describe('info, version, help and usage', () => {
     }
   });
 
-
   test('info into a full, non-blocking pipe: the report waits for the reader and arrives whole', () => {
     // perl (Debian's perl-base, always present) makes the pipe Node cannot: its write end
     // non-blocking and already full when the CLI starts, so the report's first write gets EAGAIN.
@@ -210,6 +209,7 @@ describe('info, version, help and usage', () => {
     assert.equal(info.name, 'etcd-shield');
     assert.ok(info.fields.length >= FIELD_NAMES.length);
   });
+
   test('usage errors exit 1: unknown option, unknown command, extra argument, no command', async () => {
     const cases = [['--bogus'], ['backup', '--no-such-flag'], ['info', 'extra'], ['frobnicate'], []];
     const runs = await Promise.all(cases.map((a) => runCli(a)));

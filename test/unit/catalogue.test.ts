@@ -6,6 +6,7 @@ import type { BackupEntry, Catalogue } from '../../src/catalogue/catalogue';
 import { encodeManifest, type Manifest, parseManifest } from '../../src/catalogue/manifest';
 import { archiveKey, backupName, classifyKey, manifestKey, timeOfName } from '../../src/catalogue/naming';
 import { planPrune } from '../../src/catalogue/prune';
+import { partTarget } from '../../src/io/part-file';
 import { applyRetention, type KeepRules } from '../../src/catalogue/retention';
 import { parseTime, selectBackup } from '../../src/catalogue/select';
 import { ArchiveError, NotFoundError, UsageError } from '../../src/errors';
@@ -174,7 +175,7 @@ describe('retention (restic rules, UTC)', () => {
   });
   test("prune plans to remove killed runs' unfinished writes only once nothing has written to them for a day", () => {
     const now = new Date('2026-12-10T12:00:00Z');
-    const write = (id: string, modified: string) => ({ id, key: id.slice(1, -9), size: 9, modified: new Date(modified) });
+    const write = (id: string, modified: string) => ({ id, key: partTarget(id)!, size: 9, modified: new Date(modified) });
     const unfinished = [write('.old.archive.zst.00001.part', '2026-12-09T11:59:59Z'), write('.new.archive.zst.00002.part', '2026-12-10T11:00:00Z')];
     const plan = planPrune(catalogue([entry('2026-12-10T00:00:00Z')]), { last: 1 }, now, unfinished);
     assert.deepEqual(plan.staleUnfinished.map((w) => w.id), ['.old.archive.zst.00001.part']);
