@@ -415,14 +415,16 @@ describe('a directory store', () => {
     const before = await content(dst);
     // 16 KiB (bash counts KiB) is less than the archive: the downloaded copy fails (node ignores SIGXFSZ).
     const limited = (args: string[]) => spawnSync('bash', ['-c', 'ulimit -f 16 && exec "$@"', 'bash', process.execPath, binPath, ...args], { env: childEnv(), encoding: 'utf8', timeout: 60_000 });
-    for (const args of [['restore', '--endpoints', target.url, '--from', store], ['verify', '--from', store, '--all']]) {
-      const r = limited(args);
-      assert.equal(r.status, 4, `${args[0]}: ${r.stderr}`);
-      assert.match(r.stderr, /cannot write the downloaded copy of backup \S+ in file:\/\/\S+ to \S+: EFBIG/, r.stderr);
-      assert.match(r.stderr, /what to do: free space in the temporary directory, or set TMPDIR/, r.stderr);
-      assert.doesNotMatch(r.stderr + r.stdout, /FAILED|do not rely|check the store URL/, `${args[0]} blamed the backup or the store`);
-    }
+    const r = limited(['restore', '--endpoints', target.url, '--from', store]);
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /cannot write the downloaded copy of backup \S+ in file:\/\/\S+ to \S+: EFBIG/, r.stderr);
+    assert.match(r.stderr, /what to do: free space in the temporary directory, or set TMPDIR/, r.stderr);
+    assert.doesNotMatch(r.stderr + r.stdout, /FAILED|do not rely|check the store URL/, 'restore blamed the backup or the store');
     assert.deepEqual(await content(dst), before);
+    // verify checks an etcd-shield archive as it streams past and keeps no copy, so the same limit does not stop it.
+    const v = limited(['verify', '--from', store, '--all']);
+    assert.equal(v.status, 0, v.stderr);
+    assert.match(v.stdout + v.stderr, /1 backup in \S+ intact/);
   });
 
   test('delete removes named backups whole, complete or not; an unknown name or the last backup is refused, deleting nothing', async () => {
@@ -588,7 +590,7 @@ describe('a directory store', () => {
     const leftover = path.join(scratch, `etcd-shield-${spawnSync('true').pid}-Xy12`);
     fs.mkdirSync(leftover);
     fs.writeFileSync(path.join(leftover, 'download'), 'x'.repeat(4096));
-    await ok(['verify', '--from', store], { TMPDIR: scratch });
+    await ok(['restore', '--endpoints', source.url, '--from', store, '--dry-run'], { TMPDIR: scratch });
     assert.deepEqual(fs.readdirSync(scratch), []);
   });
 

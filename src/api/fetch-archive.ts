@@ -35,34 +35,66 @@ export async function fetchArchive(
   /** Sees the archive's items and records on the same pass (VerifyingStage). */
   observer?: ArchiveObserver,
 ): Promise<FetchedArchive> {
+  const path = join(dir, 'archive');
+  const copy = createWriteStream(path, { mode: 0o600 });
+  // A local copy that does not fit says nothing about the backup, and the store is not to blame.
+  let local: Error | undefined;
+  copy.once('error', (e) => (local = e));
+  const where = `${b.name} in ${store.url}`;
+  const verified = await download(store, b, identities, copy, signal, scope, observer, () =>
+    local ? new FileError(`cannot write the downloaded copy of backup ${where} to ${dir}: ${local.message}`, TEMP_ROOM_HINT, { cause: local }) : undefined,
+  );
+  return { path, verified };
+}
+
+/**
+ * The checks fetchArchive makes, with no copy kept: for an etcd-shield
+ * archive, whose checks all happen on the way in. An etcd snapshot is
+ * checked from a file (fetchArchive, then verifyArchive).
+ */
+export async function checkStoredArchive(store: ObjectStore, b: BackupEntry, identities: string[], signal?: AbortSignal): Promise<ArchiveSummary> {
+  const verified = await download(store, b, identities, discard(), signal);
+  if (!verified) throw new ArchiveError(`backup ${b.name} in ${store.url}: its manifest says ${b.manifest.format}, its archive holds an etcd snapshot`, 'the manifest and archive do not belong together; use another backup');
+  return verified;
+}
+
+async function download(
+  store: ObjectStore,
+  b: BackupEntry,
+  identities: string[],
+  sink: Writable,
+  signal?: AbortSignal,
+  scope = '',
+  observer?: ArchiveObserver,
+  /** The sink's own failure, which is not the backup's. */
+  sinkFailure: () => ShieldError | undefined = () => undefined,
+): Promise<ArchiveSummary | undefined> {
   const m = b.manifest;
   const where = `${b.name} in ${store.url}`;
   if (m.encryption.type === 'age' && identities.length === 0) {
     throw new EncryptionError(`backup ${where} is encrypted with age`, 'give the identity file whose recipient it was encrypted to: --identity FILE');
   }
-  const path = join(dir, 'archive');
   const digest = new Digest();
   const verifier = new VerifyingStage(scope, observer);
-  const copy = createWriteStream(path, { mode: 0o600 });
-  // A local copy that does not fit says nothing about the backup, and the store is not to blame.
-  let local: Error | undefined;
-  copy.once('error', (e) => (local = e));
   try {
     const raw = await store.read(b.archive.key, signal);
     raw.once('error', (e) => digest.destroy(e));
     const plain = await openStored(raw.pipe(digest), { identities, name: `backup ${where}`, form: { compression: m.compression, encrypted: m.encryption.type === 'age' } });
-    await pipeline(plain, verifier, copy, { signal });
+    await pipeline(plain, verifier, sink, { signal });
   } catch (err) {
     if (signal?.aborted) throw stopped(where);
-    if (local) throw new FileError(`cannot write the downloaded copy of backup ${where} to ${dir}: ${local.message}`, TEMP_ROOM_HINT, { cause: local });
+    const local = sinkFailure();
+    if (local) throw local;
     if (err instanceof NoIdentityMatched) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
   }
   const altered = unlike(m, digest, where);
   if (altered) throw altered;
-  return { path, verified: verifier.summary() };
+  return verifier.summary();
 }
+
+const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
 
 const stopped = (where: string) => new CancelledError(`stopped while fetching backup ${where}; nothing was written to etcd`);
 
@@ -87,7 +119,7 @@ function unlike(m: BackupEntry['manifest'], digest: Digest, where: string): Arch
 async function keyOrDamage(store: ObjectStore, b: BackupEntry, where: string, err: NoIdentityMatched, signal?: AbortSignal): Promise<ShieldError> {
   const digest = new Digest();
   try {
-    await pipeline(await store.read(b.archive.key, signal), digest, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });
+    await pipeline(await store.read(b.archive.key, signal), digest, discard(), { signal });
   } catch {
     if (signal?.aborted) return stopped(where);
     return err;

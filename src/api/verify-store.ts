@@ -4,7 +4,8 @@ import type { Manifest } from '../catalogue/manifest';
 import { selectBackup, type Selector } from '../catalogue/select';
 import { ArchiveError, asShieldError, CancelledError, EncryptionError, FileError, type ShieldError } from '../errors';
 import { withTempDir } from '../io/tempdir';
-import { fetchArchive } from './fetch-archive';
+import type { ObjectStore } from '../store/types';
+import { checkStoredArchive, fetchArchive } from './fetch-archive';
 import type { OperationOptions } from './options';
 import { type StoreOptions, type StoreRef, withStore } from './store-ref';
 import { summarize, type VerifySummary } from './verify';
@@ -46,10 +47,7 @@ export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {})
     for (const [i, backup] of chosen.entries()) {
       opts.onProgress?.({ phase: 'verify', done: i, total: chosen.length });
       try {
-        const archive = await withTempDir(async (dir) => {
-          const { path, verified } = await fetchArchive(store, backup, opts.identities ?? [], dir, opts.signal);
-          return summarize(verified ?? (await verifyArchive(path, '', opts.signal)));
-        });
+        const archive = await checkOne(store, backup, opts.identities ?? [], opts.signal);
         agrees(backup.manifest, archive);
         checks.push({ backup, ok: true, undecrypted: false, archive });
       } catch (err) {
@@ -62,6 +60,15 @@ export async function verifyStore(from: StoreRef, opts: StoreVerifyOptions = {})
     opts.onProgress?.({ phase: 'verify', done: chosen.length, total: chosen.length });
     const problems = opts.all ? cat.problems : [];
     return { store: store.url, checks, problems, ok: checks.every((c) => c.ok) && problems.length === 0 };
+  });
+}
+
+/** An etcd-shield archive is checked as it streams past; only a snapshot needs a local copy. */
+async function checkOne(store: ObjectStore, backup: BackupEntry, identities: string[], signal?: AbortSignal): Promise<VerifySummary> {
+  if (backup.manifest.format === 'etcd-shield') return summarize(await checkStoredArchive(store, backup, identities, signal));
+  return withTempDir(async (dir) => {
+    const { path, verified } = await fetchArchive(store, backup, identities, dir, signal);
+    return summarize(verified ?? (await verifyArchive(path, '', signal)));
   });
 }
 

@@ -106,29 +106,41 @@ function chain(source: Readable, stage: Duplex): Duplex {
 
 /**
  * The first `size` bytes (fewer if the stream is shorter), and a stream of
- * all the bytes, those included. Rejects with the input's error.
+ * all the bytes, those included. Rejects with the input's error. The head
+ * goes back into the input (unshift), which is then the rest: re-reading
+ * it through an async iterator joined every chunk buffered into a new
+ * Buffer, a copy of each byte on the way to a restore (docs/performance.md,
+ * "Stores").
  */
 async function peek(input: Readable, size: number): Promise<{ head: Buffer; rest: Readable }> {
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let got = 0;
-  let ended = false;
-  while (got < size) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
+  return new Promise((resolve, reject) => {
+    const settle = (then: () => void) => {
+      input.off('readable', take);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.off('close', onClose);
+      then();
+    };
+    function take(): void {
+      for (let c: Buffer | null; got < size && (c = input.read() as Buffer | null) !== null; got += c.length) chunks.push(c);
+      if (got < size) return;
+      // Now, not after an await: the last read() may have scheduled 'end', which must find the head back in place.
+      const head = Buffer.concat(chunks);
+      input.unshift(head);
+      settle(() => resolve({ head, rest: input }));
     }
-    chunks.push(r.value);
-    got += r.value.length;
-  }
-  const head = Buffer.concat(chunks);
-  async function* all(): AsyncGenerator<Buffer> {
-    if (head.length > 0) yield head;
-    for (let r = ended ? undefined : await it.next(); r && !r.done; r = await it.next()) yield r.value;
-  }
-  const rest = Readable.from(all(), { objectMode: false });
-  // A reader that stops early must not leave the input open (the generator may never have started).
-  rest.once('close', () => input.destroy());
-  return { head, rest };
+    const onEnd = () => {
+      const head = Buffer.concat(chunks);
+      settle(() => resolve({ head, rest: Readable.from(head.length > 0 ? [head] : [], { objectMode: false }) }));
+    };
+    const onError = (err: Error) => settle(() => reject(err));
+    const onClose = () => settle(() => reject(input.errored ?? Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    if (input.errored) return reject(input.errored);
+    input.on('readable', take);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    input.once('close', onClose);
+  });
 }
