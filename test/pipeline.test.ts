@@ -385,6 +385,28 @@ describe('detecting the stored form', () => {
     assert.ok(wrongKey.destroyed);
   });
 
+  test('an input that fails, closes or is already over before its first bytes: openStored settles, never hangs', async () => {
+    const opts = { identities: [keys[0].identity], name: 'b' };
+    const broken = new Readable({ read() {} });
+    setImmediate(() => broken.destroy(new Error('connection reset')));
+    await assert.rejects(openStored(broken, opts), /connection reset/);
+    const alreadyBroken = new Readable({ read() {} });
+    alreadyBroken.on('error', () => undefined).destroy(new Error('reset earlier'));
+    await assert.rejects(openStored(alreadyBroken, opts), /reset earlier/);
+    const closed = new Readable({ read() {} });
+    setImmediate(() => closed.destroy());
+    await assert.rejects(openStored(closed, opts), (e: NodeJS.ErrnoException) => e.code === 'ERR_STREAM_PREMATURE_CLOSE');
+    const over = Readable.from([], { objectMode: false });
+    over.resume();
+    await new Promise((r) => over.once('end', r));
+    assert.equal((await collect(await openStored(over, opts))).length, 0, 'an ended empty stream is an empty archive');
+    // Cut short mid-head: whatever arrived, then the stream's own error.
+    const cut = new Readable({ read() {} });
+    cut.push(Buffer.from('age-encryption.org/v1\n'));
+    setImmediate(() => cut.destroy(new Error('socket hang up')));
+    await assert.rejects(openStored(cut, opts), /socket hang up/);
+  });
+
   test('a reader that stops early releases the input', async () => {
     const input = chunked(await encode(MIXED, { compression: 'zstd', encrypted: true }));
     const plain = await openStored(input, { identities: [keys[0].identity], name: 'b' });

@@ -107,12 +107,11 @@ function chain(source: Readable, stage: Duplex): Duplex {
 /**
  * The first `size` bytes (fewer if the stream is shorter), and a stream of
  * all the bytes, those included. Rejects with the input's error. The head
- * goes back into the input (unshift), which is then the rest: re-reading
- * it through an async iterator joined every chunk buffered into a new
- * Buffer, a copy of each byte on the way to a restore (docs/performance.md,
+ * goes back into the input (unshift), which is then the rest, so the bytes
+ * after it pass untouched: no copy, no promise per chunk (docs/performance.md,
  * "Stores").
  */
-async function peek(input: Readable, size: number): Promise<{ head: Buffer; rest: Readable }> {
+function peek(input: Readable, size: number): Promise<{ head: Buffer; rest: Readable }> {
   const chunks: Buffer[] = [];
   let got = 0;
   return new Promise((resolve, reject) => {
@@ -137,7 +136,10 @@ async function peek(input: Readable, size: number): Promise<{ head: Buffer; rest
     };
     const onError = (err: Error) => settle(() => reject(err));
     const onClose = () => settle(() => reject(input.errored ?? Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    // A stream already over sends no more events to wait for.
     if (input.errored) return reject(input.errored);
+    if (input.readableEnded) return onEnd();
+    if (input.destroyed) return onClose();
     input.on('readable', take);
     input.once('end', onEnd);
     input.once('error', onError);
