@@ -1,10 +1,10 @@
-import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveObserver, type ArchiveSummary, VerifyingStage } from '../archive/verify';
 import type { BackupEntry } from '../catalogue/catalogue';
 import { ArchiveError, CancelledError, EncryptionError, FileError, ShieldError, StoreError } from '../errors';
+import { privateCopy } from '../io/spool';
 import { TEMP_ROOM_HINT } from '../io/tempdir';
 import { Digest } from '../pipeline/digest';
 import { NoIdentityMatched, OTHER_RECIPIENTS } from '../pipeline/encryption';
@@ -36,7 +36,7 @@ export async function fetchArchive(
   observer?: ArchiveObserver,
 ): Promise<FetchedArchive> {
   const path = join(dir, 'archive');
-  const copy = createWriteStream(path, { mode: 0o600 });
+  const copy = privateCopy(path);
   // A local copy that does not fit says nothing about the backup, and the store is not to blame.
   let local: Error | undefined;
   copy.once('error', (e) => (local = e));
