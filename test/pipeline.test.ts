@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex, Readable, Writable } from 'node:stream';
+import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import { ArchiveError, ConfigError, EncryptionError } from '../src/errors';
@@ -385,8 +385,19 @@ describe('detecting the stored form', () => {
     assert.ok(wrongKey.destroyed);
   });
 
-  test('an input that fails, closes or is already over before its first bytes: openStored settles, never hangs', async () => {
+  test('an input that fails, closes or is already over near its first bytes: openStored settles, never hangs or crashes', async () => {
     const opts = { identities: [keys[0].identity], name: 'b' };
+    // Failing in the same tick as its first bytes, and after openStored has answered but before anyone reads.
+    const failsAtOnce = new Readable({ read() {} });
+    failsAtOnce.push(TEXT.subarray(0, 1000));
+    failsAtOnce.destroy(new Error('reset at once'));
+    await assert.rejects(openStored(failsAtOnce, opts), /reset at once/);
+    const failsLater = new PassThrough();
+    failsLater.write(TEXT.subarray(0, 1000));
+    const unread = await openStored(failsLater, opts);
+    failsLater.destroy(new Error('reset before the read'));
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(collect(unread), /reset before the read/);
     const broken = new Readable({ read() {} });
     setImmediate(() => broken.destroy(new Error('connection reset')));
     await assert.rejects(openStored(broken, opts), /connection reset/);

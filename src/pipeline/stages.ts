@@ -136,6 +136,9 @@ function peek(input: Readable, size: number): Promise<{ head: Buffer; rest: Read
     };
     const onError = (err: Error) => settle(() => reject(err));
     const onClose = () => settle(() => reject(input.errored ?? Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    // The input stays errored for whoever reads it next (pipeline() reports
+    // that), but an 'error' emitted before they attach must not crash the process.
+    input.on('error', () => undefined);
     // A stream already over sends no more events to wait for.
     if (input.errored) return reject(input.errored);
     if (input.readableEnded) return onEnd();
