@@ -40,11 +40,12 @@ export async function fetchArchive(
   // A local copy that does not fit says nothing about the backup, and the store is not to blame.
   let local: Error | undefined;
   copy.once('error', (e) => (local = e));
-  const where = `${b.name} in ${store.url}`;
-  const verified = await download(store, b, identities, copy, signal, scope, observer, () =>
-    local ? new FileError(`cannot write the downloaded copy of backup ${where} to ${dir}: ${local.message}`, TEMP_ROOM_HINT, { cause: local }) : undefined,
-  );
-  return { path, verified };
+  try {
+    return { path, verified: await download(store, b, identities, copy, signal, scope, observer) };
+  } catch (err) {
+    if (local && !signal?.aborted) throw new FileError(`cannot write the downloaded copy of backup ${b.name} in ${store.url} to ${dir}: ${local.message}`, TEMP_ROOM_HINT, { cause: local });
+    throw err;
+  }
 }
 
 /**
@@ -66,8 +67,6 @@ async function download(
   signal?: AbortSignal,
   scope = '',
   observer?: ArchiveObserver,
-  /** The sink's own failure, which is not the backup's. */
-  sinkFailure: () => ShieldError | undefined = () => undefined,
 ): Promise<ArchiveSummary | undefined> {
   const m = b.manifest;
   const where = `${b.name} in ${store.url}`;
@@ -83,8 +82,6 @@ async function download(
     await pipeline(plain, verifier, sink, { signal });
   } catch (err) {
     if (signal?.aborted) throw stopped(where);
-    const local = sinkFailure();
-    if (local) throw local;
     if (err instanceof NoIdentityMatched) throw await keyOrDamage(store, b, where, err, signal);
     if (err instanceof ShieldError) throw err;
     throw new StoreError(`cannot fetch backup ${where}: ${(err as Error).message}`);
