@@ -155,6 +155,17 @@ describe('etcd snapshots in a store (backup --mode snapshot --to)', () => {
     assert.ok((await sent()) > before, 'the snapshot was never streamed');
     assert.deepEqual(fs.readdirSync(scratch), [], 'the temporary copy was left behind');
     assert.deepEqual(fs.readdirSync(store), [], 'the store holds something');
+
+    // A stored snapshot is checked from a local copy, so verify under the same limit stops the run instead of calling the backup damaged.
+    await ok(['backup', '--endpoints', source.url, '--mode', 'snapshot', '--to', store, '--compress', 'none']);
+    const [snap] = (await list(store)).backups;
+    const v = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', process.execPath, binPath, 'verify', '--from', store, '--all'], { env: childEnv({ TMPDIR: scratch }), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(v.status, 4, v.stderr);
+    assert.match(v.stderr, new RegExp(`cannot write the downloaded copy of backup ${snap!.name} in file://${store} to ${scratch}/etcd-shield-\\d+-\\w+: EFBIG`), v.stderr);
+    assert.match(v.stderr, /what to do: free space in the temporary directory, or set TMPDIR/);
+    assert.doesNotMatch(v.stdout + v.stderr, /FAILED|intact/, 'verify judged the backup from a copy it could not write');
+    assert.deepEqual(fs.readdirSync(scratch), [], 'the temporary copy was left behind');
+    await ok(['verify', '--from', store, '--all']);
   });
 });
 
