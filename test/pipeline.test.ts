@@ -469,6 +469,20 @@ describe('bounded memory', () => {
     stage.destroy();
   });
 
+  test('zstd gets a thread of its own for archives, none for small objects (threaded: false), and both read back', async () => {
+    const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+    const data = randomBytes(2 * 1024 * 1024);
+    for (const threaded of [true, false]) {
+      const stage = compressor('zstd', { threaded });
+      const before = threads();
+      // write() runs the compressor before it returns, so nothing else can start a thread in between.
+      stage.write(data);
+      assert.equal(threads() - before, threaded ? 1 : 0, `threaded: ${threaded}`);
+      stage.end();
+      assert.ok((await through(await collect(stage), [decompressor('zstd')])).equals(data));
+    }
+  });
+
   test('every stage destroyed part-way, without an error, closes without emitting one', async () => {
     const stored = await encode(MIXED, { compression: 'zstd', encrypted: true });
     const stages: [string, Duplex, Buffer][] = [

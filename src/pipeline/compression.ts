@@ -37,17 +37,25 @@ function loadZstd(hint: string): Zstd {
   return zstd;
 }
 
+export interface CompressOptions {
+  /**
+   * zstd on a worker thread of its own (default). Off for small objects:
+   * a change segment is a few MB, and the thread with its job buffers cost
+   * the follower about 10 MB of RSS for nothing (docs/performance.md,
+   * "Change log").
+   */
+  threaded?: boolean;
+}
+
 /** A stage that compresses what passes through it. */
-export function compressor(c: Compression): Transform {
+export function compressor(c: Compression, opts: CompressOptions = {}): Transform {
   switch (c) {
     case 'zstd':
       return new (loadZstd('use --compress gzip or --compress none, or the npm-installed etcd-shield, which has zstd').CompressStream)({
         compressionLevel: ZSTD_LEVEL,
         // Without it a flipped bit inside a raw block would decompress silently.
         checksumFlag: true,
-        nbWorkers: ZSTD_WORKERS,
-        jobSize: ZSTD_JOB_BYTES,
-        overlapLog: ZSTD_OVERLAP_LOG,
+        ...(opts.threaded === false ? {} : { nbWorkers: ZSTD_WORKERS, jobSize: ZSTD_JOB_BYTES, overlapLog: ZSTD_OVERLAP_LOG }),
       });
     case 'gzip':
       return createGzip({ level: GZIP_LEVEL });

@@ -1,6 +1,6 @@
 import { pipeline, Readable, type Duplex } from 'node:stream';
 import { ArchiveError } from '../errors';
-import { compressor, decompressor } from './compression';
+import { type CompressOptions, compressor, decompressor } from './compression';
 import { decryptor, encryptor } from './encryption';
 import type { Compression, DetectedForm, StoredForm } from './types';
 
@@ -20,8 +20,8 @@ export function storedExtension(form: StoredForm): string {
 }
 
 /** The stages that make stored bytes from an archive, in order: compress, then encrypt. */
-export function encodeStages(form: StoredForm, recipients: string[]): Duplex[] {
-  return [...(form.compression === 'none' ? [] : [compressor(form.compression)]), ...(form.encrypted ? [encryptor(recipients)] : [])];
+export function encodeStages(form: StoredForm, recipients: string[], opts: CompressOptions = {}): Duplex[] {
+  return [...(form.compression === 'none' ? [] : [compressor(form.compression, opts)]), ...(form.encrypted ? [encryptor(recipients)] : [])];
 }
 
 /** The stages that make an archive from stored bytes, in order: decrypt, then decompress. */
