@@ -35,7 +35,7 @@ export async function backup(conn: Connection, sink: Sink, opts: BackupOptions):
   if (opts.format === 'legacy') return writeLegacy(pages, sink, opts);
 
   const encoder = new NativeEncoder();
-  const frames = new BufferPool(SLICES_KEPT);
+  const frames = new BufferPool(SLICES_KEPT, SLICE_BYTES);
   const leases = new LeaseReader(conn, opts.signal);
   let keys = 0;
   let revision = '';

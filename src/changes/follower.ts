@@ -82,7 +82,7 @@ export class Follower {
     private readonly config: Config,
     private readonly s: FollowerSettings,
   ) {
-    this.blocks = new BufferPool(Math.ceil(s.maxSegmentBytes / SEGMENT_BLOCK_BYTES) + 1);
+    this.blocks = new BufferPool(Math.ceil(s.maxSegmentBytes / SEGMENT_BLOCK_BYTES) + 1, SEGMENT_BLOCK_BYTES);
     this.builder = new SegmentBuilder(1, this.blocks);
   }
 

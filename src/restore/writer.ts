@@ -40,7 +40,7 @@ export class BatchWriter {
     private readonly signal?: AbortSignal,
   ) {
     // One buffer per transaction in flight, and the one being filled.
-    this.pool = new BufferPool(limits.concurrency + 1);
+    this.pool = new BufferPool(limits.concurrency + 1, limits.maxBytes);
     this.batch = new TxnEncoder(this.pool.take(limits.maxBytes));
   }
 
