@@ -42,7 +42,7 @@ export interface CompressOptions {
    * zstd on a worker thread of its own (default). Off for small objects:
    * a change segment is a few MB, and the thread with its job buffers cost
    * the follower about 10 MB of RSS for nothing (docs/performance.md,
-   * "Change log").
+   * "Latest numbers", the change log).
    */
   threaded?: boolean;
 }
