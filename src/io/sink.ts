@@ -4,6 +4,13 @@ import { FileError, OutputClosedError, ShieldError } from '../errors';
 import { PartFile } from './part-file';
 
 /**
+ * Buffer of every stream that writes an archive to a file or a pipe. With
+ * Node's default 16 KiB, each 64 KiB chunk waited for its write, and the
+ * stages before it sat idle (docs/performance.md, "Stores").
+ */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+/**
  * A Writable with backpressure as a promise: write() resolves once the
  * stream can take more, so memory stays bounded however slow the reader is.
  */
@@ -46,9 +53,9 @@ export class Sink {
     } catch (err) {
       throw new FileError(`cannot write ${path}: ${(err as Error).message}`, 'check the path and the permissions of its directories');
     }
-    if (existing && !existing.isFile()) return new Sink(createWriteStream(path, { highWaterMark: 1024 * 1024 }), path);
+    if (existing && !existing.isFile()) return new Sink(createWriteStream(path, { highWaterMark: WRITE_BUFFER_BYTES }), path);
     const part = PartFile.open(target);
-    const sink = new Sink(createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: 1024 * 1024 }), path, part);
+    const sink = new Sink(createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: WRITE_BUFFER_BYTES }), path, part);
     if (opts.synchronous) sink.syncFd = part.fd;
     return sink;
   }

@@ -3,14 +3,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CancelledError, FileError, ShieldError } from '../errors';
+import { WRITE_BUFFER_BYTES } from './sink';
 import { TEMP_ROOM_HINT } from './tempdir';
 
-/**
- * A private file to copy an archive into. The default 16 KiB buffer made
- * each 64 KiB chunk wait for its write, so the decoding before it sat idle
- * half the time (docs/performance.md, "Stores").
- */
-export const privateCopy = (path: string) => createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 });
+/** A private file to copy an archive into. */
+export const privateCopy = (path: string) => createWriteStream(path, { mode: 0o600, highWaterMark: WRITE_BUFFER_BYTES });
 
 /**
  * Copies a stream to a private file in dir. Archives are read twice

@@ -8,12 +8,12 @@ import { promisify } from 'node:util';
 import { FileError, NotFoundError, ShieldError, StoreError } from '../errors';
 import { PartFile, partTarget } from '../io/part-file';
 import { makeDirectory } from '../io/make-directory';
+import { WRITE_BUFFER_BYTES } from '../io/sink';
 import { checkKey, keyProblem } from './keys';
 import { bodyFailure, cancelled, guarded, messageOf, readAtMost, tooLarge } from './streams';
 import type { ObjectStore, StoredObject, UnfinishedWrite } from './types';
 
 const writeFile = promisify(writeFileCb);
-const WRITE_BUFFER = 1024 * 1024;
 
 /**
  * Objects as the regular files of one directory. A write goes to a hidden
@@ -60,7 +60,7 @@ export class DirectoryStore implements ObjectStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${key} does not exist in ${this.url}`);
       throw new StoreError(`cannot read ${key} from ${this.url}: ${messageOf(err)}`, undefined, { cause: err });
     }
-    const source = file.createReadStream({ highWaterMark: WRITE_BUFFER });
+    const source = file.createReadStream({ highWaterMark: WRITE_BUFFER_BYTES });
     return guarded(source, (err) => new StoreError(`cannot read ${key} from ${this.url}: ${messageOf(err)}`, undefined, { cause: err }), doing, signal);
   }
 
@@ -79,7 +79,7 @@ export class DirectoryStore implements ObjectStore {
       body.destroy();
       throw err;
     }
-    const out = createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: WRITE_BUFFER });
+    const out = createWriteStream('', { fd: part.fd, autoClose: false, highWaterMark: WRITE_BUFFER_BYTES });
     // The first stream to fail is the culprit; pipeline then fails the others with its error.
     let failedFirst: 'body' | 'file' | undefined;
     body.once('error', () => (failedFirst ??= 'body'));

@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import type { BackupFormat } from '../../backup/types';
 import type { Config } from '../../config/config';
 import { UsageError } from '../../errors';
+import { WRITE_BUFFER_BYTES } from '../../io/sink';
 import { parseRecipients, readRecipientsFile } from '../../pipeline/encryption';
 import { humanBytes, secondsSince } from '../../util/format';
 import { type RunContext, warnings } from '../context';
@@ -33,7 +34,7 @@ export async function runBackup(config: Config, opts: BackupCommandOptions, ctx:
   if (opts.json) throw new UsageError('--json applies to backups in a store (--to)', 'add --to DIR, or drop --json');
   const start = process.hrtime.bigint();
   // Through a file stream, writes go to the thread pool and a closed pipe is an EPIPE error, not a crash.
-  const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
+  const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: WRITE_BUFFER_BYTES });
   const progress = new Progress();
   try {
     // Loaded here, not at the top: snapshot mode does without etcd3 (docs/performance.md, "Snapshot mode").
@@ -60,7 +61,7 @@ async function runSnapshotBackup(config: Config, opts: BackupCommandOptions, ctx
     throw new UsageError('--compress, --encrypt-to, --encrypt-to-file and --json apply to backups in a store', 'add --to DIR or --to s3://bucket/path, or drop them (a snapshot on standard output can be piped through zstd or age)');
   }
   const start = process.hrtime.bigint();
-  const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 1024 * 1024 });
+  const output = opts.out ? { file: opts.out } : createWriteStream('', { fd: 1, autoClose: false, highWaterMark: WRITE_BUFFER_BYTES });
   const { snapshotBackup } = await import('../../api/snapshot-backup');
   const s = await snapshotBackup(config, output, {
     member: opts.member,
