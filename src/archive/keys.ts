@@ -33,6 +33,10 @@ export function recordRef(r: KeyRecord): RecordRef {
     hasPrefix: (prefix) => hasPrefix(r.key, prefix),
     key: () => r.key,
     value: () => r.value,
+    copyKeyValue: (into, at) => {
+      const k = r.key.copy(into, at);
+      return k + r.value.copy(into, at + k);
+    },
     lease: () => r.lease,
   };
 }

@@ -45,6 +45,11 @@ class NativeRecordView implements RecordRef {
     return this.buf.subarray(this.keyEnd + RecordLayout.Int64s, this.end);
   }
 
+  copyKeyValue(into: Buffer, at: number): number {
+    const k = this.buf.copy(into, at, this.keyStart, this.keyEnd);
+    return k + this.buf.copy(into, at + k, this.keyEnd + RecordLayout.Int64s, this.end);
+  }
+
   lease(): string {
     return readInt64(this.buf, this.keyEnd + RecordLayout.LeaseAt);
   }

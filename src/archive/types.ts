@@ -34,6 +34,8 @@ export interface RecordRef {
   hasPrefix(prefix: Buffer): boolean;
   key(): Buffer;
   value(): Buffer;
+  /** Copies the key, then the value, into `into` at `at`; returns how many bytes that was. */
+  copyKeyValue(into: Buffer, at: number): number;
   /** "0" when the key has no lease. */
   lease(): string;
 }

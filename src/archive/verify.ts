@@ -75,9 +75,10 @@ class Tally {
  */
 export async function verifyArchive(path: string, scope = '', signal?: AbortSignal, revision?: string, memo?: SnapshotMemo): Promise<ArchiveSummary> {
   const tally = new Tally(Buffer.from(scope));
-  const scan = () => scanArchive(path, tally.items, signal, tally.record, revision, memo);
+  const firstPass = { revision, memo: memo ?? {} };
+  const scan = () => scanArchive(path, tally.items, signal, tally.record, revision, firstPass.memo);
   const snapshotFile = (await detectFormat(path)) === 'etcd-snapshot';
-  const { check, result } = snapshotFile ? await checkSnapshotFile(path, signal, scan) : { check: undefined, result: await scan() };
+  const { check, result } = snapshotFile ? await checkSnapshotFile(path, signal, scan, firstPass) : { check: undefined, result: await scan() };
   const { format, bytes, snapshot } = result;
   tally.checkLeases(format);
   return { format, bytes, ...tally.counted, ...(snapshot && check ? { snapshot: { ...snapshot, ...check } } : {}) };

@@ -102,7 +102,10 @@ export async function restore(conn: Connection, source: RecordSource, opts: Rest
     await source.records(
       scope,
       async (puts) => {
-        for (const p of puts) await writer.put(p.key, p.value, p.lease);
+        for (const p of puts) {
+          const wait = writer.put(p.key, p.value, p.lease);
+          if (wait) await wait;
+        }
         opts.onProgress?.(writer.stats.puts, archive.inScope);
       },
       opts.signal,
@@ -118,7 +121,10 @@ export async function restore(conn: Connection, source: RecordSource, opts: Rest
       for await (const page of readPages(conn, { prefix: scope, keysOnly: true, signal: opts.signal })) {
         const kvs = page.kvs;
         for (let i = 0; i < kvs.length; i++) {
-          if (BigInt(kvs.int64(i, Int64Field.ModRevision)) <= stale) await writer.delete(kvs.key(i));
+          if (BigInt(kvs.int64(i, Int64Field.ModRevision)) <= stale) {
+            const wait = writer.delete(kvs.key(i));
+            if (wait) await wait;
+          }
         }
       }
       await writer.flush();

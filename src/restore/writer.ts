@@ -44,22 +44,37 @@ export class BatchWriter {
     this.batch = new TxnEncoder(this.pool.take(limits.maxBytes));
   }
 
-  async put(key: Uint8Array, value: Uint8Array, lease: string): Promise<void> {
-    await this.room(TxnEncoder.putSize(key, value, lease));
+  /**
+   * Adds a put. Returns a promise only when it has to wait (a transaction to
+   * send first): most calls return nothing, so a restore does not make a
+   * promise per key for the collector (docs/performance.md, "Reading snapshots").
+   */
+  put(key: Uint8Array, value: Uint8Array, lease: string): Promise<void> | undefined {
+    const wait = this.room(TxnEncoder.putSize(key, value, lease));
+    if (wait) return wait.then(() => this.batch.put(key, value, lease));
     this.batch.put(key, value, lease);
+    return undefined;
   }
 
-  async delete(key: Uint8Array): Promise<void> {
-    await this.room(TxnEncoder.deleteSize(key));
+  /** Adds a delete; waits only as put() does. */
+  delete(key: Uint8Array): Promise<void> | undefined {
+    const wait = this.room(TxnEncoder.deleteSize(key));
+    if (wait) return wait.then(() => this.batch.delete(key));
     this.batch.delete(key);
+    return undefined;
   }
 
   /** Sends the batch first if the next op would not fit it; a lone op larger than the budget gets a batch of its own size. */
-  private async room(bytes: number): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (this.signal?.aborted) throw new CancelledError('stopped by a signal');
+  private room(bytes: number): Promise<void> | undefined {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.signal?.aborted) return Promise.reject(new CancelledError('stopped by a signal'));
     const b = this.batch;
-    if (b.ops >= this.limits.maxOps || (b.ops > 0 && b.length + bytes > this.limits.maxBytes)) await this.dispatch();
+    if (b.ops >= this.limits.maxOps || (b.ops > 0 && b.length + bytes > this.limits.maxBytes)) return this.dispatch().then(() => this.fit(bytes));
+    this.fit(bytes);
+    return undefined;
+  }
+
+  private fit(bytes: number): void {
     if (this.batch.buf.length < this.batch.length + bytes) {
       this.pool.give(this.batch.buf);
       this.batch = new TxnEncoder(this.pool.take(bytes));

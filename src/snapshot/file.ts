@@ -1,7 +1,7 @@
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ArchiveError, FileError } from '../errors';
-import { damaged, META, Page, PAGE_HEADER, readPgid } from './page';
+import { damaged, META, Page, PAGE_HEADER, pageName, readPgid } from './page';
 
 export const BOLT_MAGIC = 0xed0cdaed;
 const BOLT_VERSION = 2;
@@ -189,16 +189,15 @@ export class BoltFile {
    * kept longer than that needs Page.owned().
    */
   page(id: number): Page {
-    const where = `page ${id} of ${this.path}`;
-    if (!(id >= 2 && id < this.meta.pages)) throw damaged(where, `the page id is outside pages 2..${this.meta.pages - 1}`);
+    if (!(id >= 2 && id < this.meta.pages)) throw damaged(pageName(id, this.path), `the page id is outside pages 2..${this.meta.pages - 1}`);
     let buf = this.span(id, 1);
-    if (readPgid(buf, 0) !== id) throw damaged(where, `the page says it is page ${readPgid(buf, 0)}`);
+    if (readPgid(buf, 0) !== id) throw damaged(pageName(id, this.path), `the page says it is page ${readPgid(buf, 0)}`);
     const overflow = buf.readUInt32LE(12);
     if (overflow > 0) {
-      if (id + overflow >= this.meta.pages) throw damaged(where, `its ${overflow} overflow pages run past the last page ${this.meta.pages - 1}`);
+      if (id + overflow >= this.meta.pages) throw damaged(pageName(id, this.path), `its ${overflow} overflow pages run past the last page ${this.meta.pages - 1}`);
       buf = this.span(id, overflow + 1);
     }
-    return new Page(buf, where);
+    return new Page(buf, this.path, id);
   }
 
   /**

@@ -66,6 +66,11 @@ export class KeyValueSpan implements RecordRef {
     return this.buf.subarray(this.valueAt, this.valueAt + this.valueLength);
   }
 
+  copyKeyValue(into: Buffer, at: number): number {
+    const k = this.buf.copy(into, at, this.keyAt, this.keyAt + this.keyLength);
+    return k + this.buf.copy(into, at + k, this.valueAt, this.valueAt + this.valueLength);
+  }
+
   /** The int64 as a double: exact below 2^53 and non-negative, else Infinity (no revision is that large). */
   small(field: KvInt): number {
     const hi = this.int64s[field * 2]!;
@@ -98,68 +103,76 @@ export const enum KvInt {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Where readVarint has got to, and the varint it read as (hi, lo): one object for every call, so a pass allocates nothing per entry. */
+const cursor = { pos: 0, hi: 0, lo: 0 };
+
+/** Reads a varint at cursor.pos into cursor.hi and .lo; false when it runs past end or over 10 bytes. */
+function readVarint(buf: Buffer, end: number): boolean {
+  const c = cursor;
+  let hi = 0;
+  let lo = 0;
+  for (let shift = 0; shift < 70; shift += 7) {
+    if (c.pos >= end) return false;
+    const b = buf[c.pos++]!;
+    const bits = b & 0x7f;
+    if (shift < 28) lo |= bits << shift;
+    else if (shift === 28) {
+      lo |= (bits & 0x0f) << 28;
+      hi |= bits >>> 4;
+    } else hi |= bits << (shift - 32);
+    if (b < 0x80) {
+      c.hi = hi >>> 0;
+      c.lo = lo >>> 0;
+      return true;
+    }
+  }
+  return false;
+}
+
 /**
  * Reads the mvccpb.KeyValue in buf[at, end) into out. Unknown fields are
  * skipped; a field of an unexpected wire type, a group, or anything that
- * runs past end is a damaged entry, named by where().
+ * runs past end is a damaged entry, named as entry `entry` of `page`.
  */
-export function readKeyValue(buf: Buffer, at: number, end: number, out: KeyValueSpan, where: () => string): void {
+export function readKeyValue(buf: Buffer, at: number, end: number, out: KeyValueSpan, entry: number, page: { readonly where: string }): void {
   out.buf = buf;
   out.keyAt = out.keyLength = out.valueAt = out.valueLength = 0;
   out.int64s.fill(0);
-  let pos = at;
-  let hi = 0;
-  let lo = 0;
-  // A varint into (hi, lo); false when it runs past end or over 10 bytes.
-  const varint = (): boolean => {
-    hi = lo = 0;
-    for (let shift = 0; shift < 70; shift += 7) {
-      if (pos >= end) return false;
-      const b = buf[pos++]!;
-      const bits = b & 0x7f;
-      if (shift < 28) lo |= bits << shift;
-      else if (shift === 28) {
-        lo |= (bits & 0x0f) << 28;
-        hi |= bits >>> 4;
-      } else hi |= bits << (shift - 32);
-      if (b < 0x80) {
-        lo >>>= 0;
-        hi >>>= 0;
-        return true;
-      }
-    }
-    return false;
-  };
-  const bad = (what: string) => damaged(where(), `its mvccpb.KeyValue does not decode (${what})`);
-  while (pos < end) {
-    if (!varint() || hi !== 0) throw bad('a field tag runs past its end');
-    const field = lo >>> 3;
-    const wire = lo & 7;
+  const c = cursor;
+  c.pos = at;
+  while (c.pos < end) {
+    if (!readVarint(buf, end) || c.hi !== 0) throw badKeyValue(entry, page, 'a field tag runs past its end');
+    const field = c.lo >>> 3;
+    const wire = c.lo & 7;
     if (wire === 2) {
-      if (!varint() || hi !== 0 || lo > end - pos) throw bad('a length runs past its end');
+      if (!readVarint(buf, end) || c.hi !== 0 || c.lo > end - c.pos) throw badKeyValue(entry, page, 'a length runs past its end');
       if (field === Kv.Key) {
-        out.keyAt = pos;
-        out.keyLength = lo;
+        out.keyAt = c.pos;
+        out.keyLength = c.lo;
       } else if (field === Kv.Value) {
-        out.valueAt = pos;
-        out.valueLength = lo;
+        out.valueAt = c.pos;
+        out.valueLength = c.lo;
       }
-      pos += lo;
+      c.pos += c.lo;
     } else if (wire === 0) {
-      if (!varint()) throw bad('a number runs past its end');
+      if (!readVarint(buf, end)) throw badKeyValue(entry, page, 'a number runs past its end');
       if (field >= Kv.CreateRevision && field <= Kv.Lease && field !== Kv.Value) {
         const slot = 2 * (field === Kv.Lease ? KvInt.Lease : field - Kv.CreateRevision);
-        out.int64s[slot] = hi;
-        out.int64s[slot + 1] = lo;
+        out.int64s[slot] = c.hi;
+        out.int64s[slot + 1] = c.lo;
       }
     } else if (wire === 1 || wire === 5) {
-      pos += wire === 1 ? 8 : 4;
-      if (pos > end) throw bad('a fixed-size field runs past its end');
+      c.pos += wire === 1 ? 8 : 4;
+      if (c.pos > end) throw badKeyValue(entry, page, 'a fixed-size field runs past its end');
     } else {
-      throw bad(`wire type ${wire} in field ${field}`);
+      throw badKeyValue(entry, page, `wire type ${wire} in field ${field}`);
     }
   }
-  if (out.keyLength === 0) throw damaged(where(), 'its mvccpb.KeyValue has an empty key');
+  if (out.keyLength === 0) throw damaged(`entry ${entry} of ${page.where}`, 'its mvccpb.KeyValue has an empty key');
+}
+
+function badKeyValue(entry: number, page: { readonly where: string }, what: string) {
+  return damaged(`entry ${entry} of ${page.where}`, `its mvccpb.KeyValue does not decode (${what})`);
 }
 
 export interface LeaseView {

@@ -21,6 +21,10 @@ export function readPgid(buf: Buffer, at: number): number {
   return hi >= 2 ** 21 ? Infinity : hi * TWO_32 + buf.readUInt32LE(at);
 }
 
+export function pageName(id: number, path: string): string {
+  return `page ${id} of ${path}`;
+}
+
 export function damaged(where: string, what: string): ArchiveError {
   return new ArchiveError(
     `${where}: ${what}; the snapshot is damaged or not a bbolt database`,
@@ -37,16 +41,22 @@ export class Page {
   readonly flags: number;
   readonly count: number;
 
+  /** `name` is the file's path for a page of it (`id` given), else the whole name, e.g. an inline bucket's. */
   constructor(
     readonly buf: Buffer,
-    /** How errors name it, e.g. "page 7 of db". */
-    readonly where: string,
+    private readonly name: string,
+    private readonly id = -1,
   ) {
-    if (buf.length < PAGE_HEADER) throw damaged(where, 'the page header is cut short');
+    if (buf.length < PAGE_HEADER) throw damaged(this.where, 'the page header is cut short');
     this.flags = buf.readUInt16LE(8);
     this.count = buf.readUInt16LE(10);
-    if (this.flags !== BRANCH && this.flags !== LEAF) throw damaged(where, `flags 0x${this.flags.toString(16)} are not a branch or leaf page`);
-    if (PAGE_HEADER + this.count * ELEMENT > buf.length) throw damaged(where, `${this.count} elements do not fit in the page`);
+    if (this.flags !== BRANCH && this.flags !== LEAF) throw damaged(this.where, `flags 0x${this.flags.toString(16)} are not a branch or leaf page`);
+    if (PAGE_HEADER + this.count * ELEMENT > buf.length) throw damaged(this.where, `${this.count} elements do not fit in the page`);
+  }
+
+  /** How errors name it, e.g. "page 7 of db": made when one needs it, not for each page read. */
+  get where(): string {
+    return this.id < 0 ? this.name : pageName(this.id, this.name);
   }
 
   get isLeaf(): boolean {
@@ -58,7 +68,7 @@ export class Page {
    * page kept while others are read (a branch on a walk's stack) needs one.
    */
   owned(): Page {
-    return new Page(Buffer.from(this.buf), this.where);
+    return new Page(Buffer.from(this.buf), this.name, this.id);
   }
 
   /** Where in buf a stretch of len bytes of element i starts, checked to lie inside the page. */

@@ -19,6 +19,7 @@ import {
   SCHEDULED_COMPACT,
 } from './mvcc';
 import { damaged, type Page } from './page';
+import type { LeafWatch } from './structure';
 import { type Bucket, findBucket, lastKey, leaves, rootBucket } from './tree';
 
 /** TTL given to leases that keys at an older revision used but the snapshot no longer holds. */
@@ -67,26 +68,30 @@ function compactRevision(file: BoltFile, meta: Bucket | undefined, name: string)
 async function openEtcdDb(path: string): Promise<EtcdDb> {
   const file = await BoltFile.open(path);
   try {
-    const root = rootBucket(file);
-    const keys = findBucket(file, root, KEY_BUCKET);
-    if (!keys) {
-      throw new ArchiveError(
-        `${path} is a bbolt database but not an etcd one: it has no "${KEY_BUCKET}" bucket`,
-        'give an etcd v3 snapshot (`etcdctl snapshot save`, or a member\'s member/snap/db)',
-      );
-    }
-    const meta = findBucket(file, root, META_BUCKET);
-    const finished = compactRevision(file, meta, FINISHED_COMPACT);
-    const scheduled = compactRevision(file, meta, SCHEDULED_COMPACT);
-    const last = await lastKey(file, keys);
-    const lastMain = last ? revisionMain(last) : 0;
-    if (lastMain === undefined) throw damaged(`the ${KEY_BUCKET} bucket of ${path}`, 'its last key is not a revision');
-    const oldest = Math.max(finished, scheduled);
-    return { file, keys, leases: findBucket(file, root, LEASE_BUCKET), finished, oldest, current: Math.max(lastMain, oldest) };
+    return await etcdDbOf(file);
   } catch (err) {
     await file.close();
     throw err;
   }
+}
+
+async function etcdDbOf(file: BoltFile): Promise<EtcdDb> {
+  const root = rootBucket(file);
+  const keys = findBucket(file, root, KEY_BUCKET);
+  if (!keys) {
+    throw new ArchiveError(
+      `${file.path} is a bbolt database but not an etcd one: it has no "${KEY_BUCKET}" bucket`,
+      'give an etcd v3 snapshot (`etcdctl snapshot save`, or a member\'s member/snap/db)',
+    );
+  }
+  const meta = findBucket(file, root, META_BUCKET);
+  const finished = compactRevision(file, meta, FINISHED_COMPACT);
+  const scheduled = compactRevision(file, meta, SCHEDULED_COMPACT);
+  const last = await lastKey(file, keys);
+  const lastMain = last ? revisionMain(last) : 0;
+  if (lastMain === undefined) throw damaged(`the ${KEY_BUCKET} bucket of ${file.path}`, 'its last key is not a revision');
+  const oldest = Math.max(finished, scheduled);
+  return { file, keys, leases: findBucket(file, root, LEASE_BUCKET), finished, oldest, current: Math.max(lastMain, oldest) };
 }
 
 function targetRevision(db: EtcdDb, asked: string | undefined): number {
@@ -119,6 +124,63 @@ export interface SnapshotScan {
 export interface SnapshotMemo {
   revision?: number;
   newest?: KeyIndex;
+}
+
+/**
+ * Pass 1: the newest entry up to r (by ordinal) of each key that may have
+ * several after the finished compaction. A key's later entry is a change
+ * (version > 1) or a deletion: a key is created (version 1) only when it
+ * does not exist. So a key is tracked from its first change or deletion on,
+ * and keys only ever created there (a bulk load) cost nothing. Fed the key
+ * bucket's leaves in order, by scanSnapshot or by the structure walk.
+ */
+class NewestEntries {
+  readonly found = new KeyIndex();
+  private ordinal = 0;
+  private readonly kv = new KeyValueSpan();
+  private past = false;
+
+  constructor(
+    private readonly finished: number,
+    private readonly r: number,
+  ) {}
+
+  /** Reads a leaf from start; false once an entry is newer than r (so are all later ones). */
+  leaf(page: Page, start: number): boolean {
+    if (!this.past) this.past = !eachEntry(page, start, this.finished + 1, this.r, this.kv, this.entry);
+    return !this.past;
+  }
+
+  private readonly entry = (_main: number, tomb: boolean): void => {
+    const { kv, found } = this;
+    if (tomb || kv.small(KvInt.Version) !== 1 || (found.size > 0 && found.has(kv.key()))) found.set(kv.key(), this.ordinal);
+    this.ordinal++;
+  };
+}
+
+/**
+ * Pass 1 done by the structure walk (checkStructure), which reads every
+ * leaf of the key bucket anyway: once the walk has finished, memo holds what
+ * scanSnapshot's own pass 1 would have found, and that pass is skipped.
+ * Undefined when there is nothing to gain, or the file cannot be read as
+ * etcd's: the scan then reports that in its turn.
+ */
+export async function firstPassDuringWalk(file: BoltFile, revision: string | undefined, memo: SnapshotMemo): Promise<LeafWatch | undefined> {
+  let db: EtcdDb;
+  let r: number;
+  try {
+    db = await etcdDbOf(file);
+    r = targetRevision(db, revision);
+  } catch {
+    return undefined;
+  }
+  if (memo.revision === r || r <= db.finished || !('root' in db.keys)) return undefined;
+  const pass = new NewestEntries(db.finished, r);
+  return {
+    bucketRoot: db.keys.root,
+    leaf: (page) => void pass.leaf(page, 0),
+    done: () => Object.assign(memo, { revision: r, newest: pass.found }),
+  };
 }
 
 /**
@@ -165,57 +227,47 @@ export async function scanSnapshot(
     }
     await visit(leaseItems);
 
-    // Pass 1: the newest entry up to r (by ordinal) of each key that may have several after the
-    // finished compaction. A key's later entry is a change (version > 1) or a deletion: a key is
-    // created (version 1) only when it does not exist. So a key is tracked from its first change
-    // or deletion on, and keys only ever created there (a bulk load) cost nothing.
     const kv = new KeyValueSpan();
-    let newest = memo?.revision === r ? memo.newest : undefined;
-    let ordinal = 0;
-    if (!newest) {
-      const found = new KeyIndex();
-      if (r > db.finished) {
-        await forEntries(db, revisionKey(db.finished + 1), r, stopped, kv, (_main, tomb) => {
-          if (tomb || kv.small(KvInt.Version) !== 1 || (found.size > 0 && found.has(kv.key()))) found.set(kv.key(), ordinal);
-          ordinal++;
-        });
-      }
-      newest = found;
-      if (memo) Object.assign(memo, { revision: r, newest });
+    let remembered = memo?.revision === r ? memo.newest : undefined;
+    if (!remembered) {
+      const pass = new NewestEntries(db.finished, r);
+      if (r > db.finished) await forLeaves(db, revisionKey(db.finished + 1), stopped, (page, start) => pass.leaf(page, start));
+      remembered = pass.found;
+      if (memo) Object.assign(memo, { revision: r, newest: remembered });
     }
+    const newest = remembered;
 
     // Pass 2: every entry up to r; a key's newest one is emitted unless it is a deletion.
     const missing = new Set<string>();
     let keys = 0;
     let items: ArchiveItem[] = [];
-    ordinal = 0;
-    await forEntries(
+    let ordinal = 0;
+    const emit = (main: number, tomb: boolean, page: Page, i: number): void => {
+      if (!tomb && kv.small(KvInt.ModRevision) !== main) {
+        throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.decimal(KvInt.ModRevision)}`);
+      }
+      let latest: boolean;
+      if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key());
+      else {
+        const at = newest.size === 0 ? -1 : newest.get(kv.key());
+        latest = at === -1 || at === ordinal;
+        ordinal++;
+      }
+      if (tomb || !latest) return;
+      keys++;
+      if (kv.hasLease()) {
+        const lease = kv.decimal(KvInt.Lease);
+        if (!known.has(lease)) missing.add(lease);
+      }
+      // The span is reused for the next entry: onRecord reads it during the call, as with an archive decoder.
+      if (onRecord) onRecord(kv);
+      else items.push({ kind: 'record', record: keyRecord(kv, main) });
+    };
+    await forLeaves(
       db,
       undefined,
-      r,
       stopped,
-      kv,
-      (main, tomb, page, i) => {
-        if (!tomb && kv.small(KvInt.ModRevision) !== main) {
-          throw damaged(page.where, `entry ${i} is filed under revision ${main} but says it was written at ${kv.decimal(KvInt.ModRevision)}`);
-        }
-        let latest: boolean;
-        if (main <= db.finished) latest = newest.size === 0 || !newest.has(kv.key());
-        else {
-          const at = newest.size === 0 ? -1 : newest.get(kv.key());
-          latest = at === -1 || at === ordinal;
-          ordinal++;
-        }
-        if (tomb || !latest) return;
-        keys++;
-        if (kv.hasLease()) {
-          const lease = kv.decimal(KvInt.Lease);
-          if (!known.has(lease)) missing.add(lease);
-        }
-        // The span is reused for the next entry: onRecord reads it during the call, as with an archive decoder.
-        if (onRecord) onRecord(kv);
-        else items.push({ kind: 'record', record: keyRecord(kv, main) });
-      },
+      (page, start) => eachEntry(page, start, 0, r, kv, emit),
       () => {
         const chunk = items;
         items = [];
@@ -241,16 +293,15 @@ export async function scanSnapshot(
 }
 
 /**
- * Reads each `key` bucket entry from `from` up to main revision r into kv
- * and runs fn on it (tomb: a deletion), and afterLeaf after each leaf.
+ * Hands each leaf of the `key` bucket, from the one that holds `from`, to
+ * leaf (with the index of its first entry >= from) until it returns false,
+ * and runs afterLeaf after each.
  */
-async function forEntries(
+async function forLeaves(
   db: EtcdDb,
   from: Buffer | undefined,
-  r: number,
   stopped: () => void,
-  kv: KeyValueSpan,
-  fn: (main: number, tomb: boolean, page: Page, i: number) => void,
+  leaf: (page: Page, start: number) => boolean,
   afterLeaf?: () => void | Promise<void>,
 ): Promise<void> {
   for (const { page, start } of leaves(db.file, db.keys, from)) {
@@ -258,21 +309,37 @@ async function forEntries(
     const breath = db.file.breather();
     if (breath) await breath;
     stopped();
-    for (let i = start; i < page.count; i++) {
-      const keyLength = page.keyLength(i);
-      const main = revisionMainAt(page.buf, page.keyAt(i), keyLength);
-      if (main === undefined || page.isBucket(i)) throw damaged(page.where, `entry ${i} of the ${KEY_BUCKET} bucket is not a revision`);
-      if (main > r) {
-        await afterLeaf?.();
-        return;
-      }
-      const at = page.valueAt(i);
-      readKeyValue(page.buf, at, at + page.valueLength(i), kv, () => `entry ${i} of ${page.where}`);
-      fn(main, isTombstoneLength(keyLength), page, i);
-    }
+    const more = leaf(page, start);
     const pending = afterLeaf?.();
     if (pending) await pending;
+    if (!more) return;
   }
+}
+
+/**
+ * Reads each entry of a `key` bucket leaf from index start whose main
+ * revision is at least min into kv, and runs fn on it (tomb: a deletion);
+ * false at the first entry newer than r, since every later one is too.
+ */
+function eachEntry(
+  page: Page,
+  start: number,
+  min: number,
+  r: number,
+  kv: KeyValueSpan,
+  fn: (main: number, tomb: boolean, page: Page, i: number) => void,
+): boolean {
+  for (let i = start; i < page.count; i++) {
+    const keyLength = page.keyLength(i);
+    const main = revisionMainAt(page.buf, page.keyAt(i), keyLength);
+    if (main === undefined || page.isBucket(i)) throw damaged(page.where, `entry ${i} of the ${KEY_BUCKET} bucket is not a revision`);
+    if (main > r) return false;
+    if (main < min) continue;
+    const at = page.valueAt(i);
+    readKeyValue(page.buf, at, at + page.valueLength(i), kv, i, page);
+    fn(main, isTombstoneLength(keyLength), page, i);
+  }
+  return true;
 }
 
 function keyRecord(kv: KeyValueSpan, main: number): KeyRecord {

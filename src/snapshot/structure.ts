@@ -6,6 +6,16 @@ import { type Bucket, bucketFromValue, rootBucket } from './tree';
 /** Deeper than any real bbolt tree; a deeper walk means a loop in a damaged file. */
 const MAX_DEPTH = 64;
 
+/** Someone who reads one bucket's leaves while the walk has them (the snapshot scan's first pass), so they are not read again. */
+export interface LeafWatch {
+  /** The bucket's root page. */
+  readonly bucketRoot: number;
+  /** Each of its leaves, in key order, once the walk has checked it; the page is a view valid during the call. */
+  leaf(page: Page): void;
+  /** Called by the walk's caller once the whole walk has passed. */
+  done(): void;
+}
+
 /**
  * Walks every bucket's B+tree once, without keeping it: each page's id,
  * flags and element bounds (Page and BoltFile.page check those), keys in
@@ -13,13 +23,14 @@ const MAX_DEPTH = 64;
  * reached twice (no loops, no shared or overlapping overflow), every
  * nested bucket the same way. Throws ArchiveError at the first defect.
  */
-export async function checkStructure(file: BoltFile, signal?: AbortSignal): Promise<{ pages: number; buckets: number }> {
+export async function checkStructure(file: BoltFile, signal?: AbortSignal, watch?: LeafWatch): Promise<{ pages: number; buckets: number }> {
   const seen = new Uint8Array(Math.ceil(file.meta.pages / 8));
   const stats = { pages: 0, buckets: 0 };
-  const claim = (id: number, span: number, where: string) => {
+  const claim = (id: number, page: Page) => {
+    const span = page.buf.length / file.pageSize;
     stats.pages += span;
     for (let p = id; p < id + span; p++) {
-      if (seen[p >>> 3]! & (1 << (p & 7))) throw damaged(where, `page ${p} is reached twice in the tree`);
+      if (seen[p >>> 3]! & (1 << (p & 7))) throw damaged(page.where, `page ${p} is reached twice in the tree`);
       seen[p >>> 3]! |= 1 << (p & 7);
     }
   };
@@ -27,17 +38,17 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
   // Depth first, with a stack of its own: pages are read synchronously, and
   // an async call per page cost more than checking it.
   const stack: Frame[] = [];
-  const enter = (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number) => {
+  const enter = (page: Page, low: Buffer | undefined, high: Buffer | undefined, depth: number, bucketRoot: number) => {
     if (depth > MAX_DEPTH) throw damaged(page.where, `the tree is more than ${MAX_DEPTH} levels deep`);
     if (!page.isLeaf && page.count === 0) throw damaged(page.where, 'a branch page has no elements');
-    stack.push({ page, owned: false, i: 0, low, high, depth, prev: undefined });
+    stack.push({ page, owned: false, i: 0, low, high, depth, prev: undefined, bucketRoot });
   };
   const enterBucket = (bucket: Bucket, depth: number) => {
     stats.buckets++;
-    if ('inline' in bucket) return enter(bucket.inline, undefined, undefined, depth);
+    if ('inline' in bucket) return enter(bucket.inline, undefined, undefined, depth, -1);
     const page = file.page(bucket.root);
-    claim(bucket.root, page.buf.length / file.pageSize, page.where);
-    enter(page, undefined, undefined, depth);
+    claim(bucket.root, page);
+    enter(page, undefined, undefined, depth, bucket.root);
   };
 
   enterBucket(rootBucket(file), 0);
@@ -49,6 +60,8 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
     const { page } = f;
     if (f.i >= page.count) {
       stack.pop();
+      // Still valid: checking a leaf reads no other page, unless it holds a nested bucket, and then it was copied first.
+      if (page.isLeaf && f.bucketRoot === watch?.bucketRoot) watch.leaf(page);
       continue;
     }
     // This page's elements up to the next one to descend into (a child page, a nested bucket).
@@ -77,9 +90,9 @@ export async function checkStructure(file: BoltFile, signal?: AbortSignal): Prom
       }
       const id = held.child(i);
       const child = file.page(id);
-      claim(id, child.buf.length / file.pageSize, child.where);
+      claim(id, child);
       // Lookups send keys below the first branch key to the first child, so only later keys bound from below.
-      enter(child, i === 0 ? f.low : f.prev, i + 1 < held.count ? held.key(i + 1) : f.high, f.depth + 1);
+      enter(child, i === 0 ? f.low : f.prev, i + 1 < held.count ? held.key(i + 1) : f.high, f.depth + 1, f.bucketRoot);
       break;
     }
   }
@@ -103,4 +116,6 @@ interface Frame {
   high: Buffer | undefined;
   depth: number;
   prev: Buffer | undefined;
+  /** Root page of the bucket this page belongs to; -1 for an inline bucket. */
+  bucketRoot: number;
 }

@@ -61,3 +61,17 @@ test('a value larger than the window is handed on whole, with the records around
   assert.deepEqual(out.find((p) => p.key === '/b')!.value, big);
   assert.equal(out.find((p) => p.key === '/a')!.value.toString(), 'small a');
 });
+
+test('keys that all share a long prefix, one of them the prefix itself, sort as bytes, a record copied on its own included', async () => {
+  const big = Buffer.alloc(KEY_ORDER_WINDOW_BYTES + 1, 'B');
+  const keys = ['/shared/prefix/b', '/shared/prefix/', '/shared/prefix/a\xff', '/shared/prefix/a', '/shared/prefix/\x00', '/shared/prefix/ab'];
+  const records = keys.map((k) => record(k, Buffer.from(k)));
+  records.push(record('/shared/prefix/aa', big));
+  const calls = await through(records);
+  assert.equal(calls.length, 1, 'the record copied on its own ends the window, which is sorted as one');
+  assert.deepEqual(
+    calls[0]!.map((p) => p.key),
+    [...keys, '/shared/prefix/aa'].sort((x, y) => Buffer.compare(Buffer.from(x, 'latin1'), Buffer.from(y, 'latin1'))),
+  );
+  assert.deepEqual(calls[0]!.find((p) => p.key === '/shared/prefix/aa')!.value, big);
+});

@@ -47,7 +47,7 @@ test('readKeyValue reads what protobufjs reads, in place, from a message inside 
     fc.property(entry, fc.nat(40), (e, pad) => {
       const msg = encode(e);
       const buf = Buffer.concat([Buffer.alloc(pad, 0xee), msg, Buffer.alloc(7, 0xee)]);
-      readKeyValue(buf, pad, pad + msg.length, span, () => 'the test entry');
+      readKeyValue(buf, pad, pad + msg.length, span, 3, { where: 'the test page' });
       const ref = kvProto.toObject(kvProto.decode(msg), { longs: String, bytes: Buffer }) as Record<string, unknown>;
       assert.deepEqual(span.key(), Buffer.from(e.key));
       assert.deepEqual(span.value(), ref.value ?? Buffer.alloc(0));
@@ -74,7 +74,7 @@ test('every cut of a message is refused as damaged, never read past', () => {
         if (cut <= 0 || cut >= msg.length) continue;
         let outcome: unknown;
         try {
-          readKeyValue(msg, 0, cut, span, () => 'the cut entry');
+          readKeyValue(msg, 0, cut, span, 5, { where: 'the cut page' });
           outcome = 'read';
         } catch (err) {
           outcome = err;
@@ -82,7 +82,7 @@ test('every cut of a message is refused as damaged, never read past', () => {
         // A cut at a field boundary is a shorter valid message (fields are optional); it must then hold only bytes before the cut.
         if (outcome === 'read') assert.ok(span.keyAt + span.keyLength <= cut && span.valueAt + span.valueLength <= cut);
         else {
-          assert.ok(outcome instanceof ArchiveError && /the cut entry/.test(outcome.message), String(outcome));
+          assert.ok(outcome instanceof ArchiveError && /^entry 5 of the cut page:/.test(outcome.message), String(outcome));
           refused++;
         }
       }
@@ -102,6 +102,6 @@ test('an empty key, a group and an unknown wire type are refused', () => {
     ['varint past the end', Buffer.from([0x0a, 0x01, 0x61, 0x18, 0xff])],
   ];
   for (const [name, buf] of cases) {
-    assert.throws(() => readKeyValue(buf, 0, buf.length, span, () => name), (err: unknown) => err instanceof ArchiveError && err.message.startsWith(`${name}:`), name);
+    assert.throws(() => readKeyValue(buf, 0, buf.length, span, 0, { where: name }), (err: unknown) => err instanceof ArchiveError && err.message.startsWith(`entry 0 of ${name}:`), name);
   }
 });
