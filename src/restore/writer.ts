@@ -46,8 +46,9 @@ export class BatchWriter {
 
   /**
    * Adds a put. Returns a promise only when it has to wait (a transaction to
-   * send first): most calls return nothing, so a restore does not make a
-   * promise per key for the collector (docs/performance.md, "Reading snapshots").
+   * send first), which the caller must await before its next call: most calls
+   * return nothing, so a restore makes no promise per key for the collector
+   * (docs/performance.md, "Restore").
    */
   put(key: Uint8Array, value: Uint8Array, lease: string): Promise<void> | undefined {
     const wait = this.room(TxnEncoder.putSize(key, value, lease));
